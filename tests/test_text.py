@@ -1,0 +1,101 @@
+"""Cleaning, script detection and conversion, tokens, sentence splitting — on the real document."""
+from __future__ import annotations
+
+import re
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rag.text import (CJK, clean, detect_script, find_artifacts, normalize, s2t, sentence_spans, split_sentences,
+                      t2s, to_script, tokenize)
+
+PINYIN = re.compile(r"\([a-zāáǎàēéěèīíǐìōóǒòūúǔùǖǘǚǜü]+\)")
+
+
+def _keep(s: str) -> str:
+    """Every character that is neither ASCII letter/paren nor whitespace: what cleaning must keep in order."""
+    return "".join(c for c in s if not re.match(r"[A-Za-z()\s□āáǎàēéěèīíǐìōóǒòūúǔùǖǘǚǜü]", c))
+
+
+def test_cleaning_removes_exactly_the_223_pinyin_groups_and_the_box(raw_text):
+    spans = find_artifacts(raw_text)
+    groups = [raw_text[s:e] for s, e in spans if raw_text[s:e] != "□"]
+    assert len(groups) == 223 == len(PINYIN.findall(raw_text))
+    assert [raw_text[s:e] for s, e in spans].count("□") == 1
+    cleaned = clean(raw_text)
+    assert "(" not in cleaned and ")" not in cleaned and "□" not in cleaned
+    assert not re.search(r"[A-Za-z]", cleaned)
+    # not one Chinese character, digit or punctuation mark is lost or added, and their order is unchanged
+    assert _keep(cleaned) == _keep(raw_text)
+    assert len(re.findall(f"[{CJK}]", cleaned)) == len(re.findall(f"[{CJK}]", raw_text))
+    assert re.findall(r"\d", cleaned) == re.findall(r"\d", raw_text) == list("20315315")
+    assert cleaned.startswith("溫州市科技局局長顧威\n")
+    assert "科創指數貸" in cleaned and "甌江實驗室" in cleaned
+
+
+def test_cleaning_variants():
+    assert clean("局長（zhǎng）顧威") == "局長顧威"
+    assert clean("創業(chuàng yè)者") == "創業者"
+    assert clean("創業(chuangye)者") == "創業者"
+    assert clean("長(zhang3)大") == "長大"
+    assert clean("人工智能(AI)產業") == "人工智能(AI)產業"  # an acronym is not pinyin
+    assert clean("溫州(Wenzhou City)") == "溫州(Wenzhou City)"  # 'city' is not pinyin
+    assert clean("2023(year)年") == "2023(year)年"  # not after a CJK character
+    assert clean("  甲  乙 \n\n\n丙  ") == "甲 乙\n丙"
+
+
+def test_script_detection():
+    assert detect_script("科创指数贷是什么") == "hans"
+    assert detect_script("科創指數貸是什麼") == "hant"
+    assert detect_script("What is the Sci-Tech Index Loan?") == "en"
+    assert detect_script("温州") in ("hans", "hant")
+    assert detect_script("12345") == "en"
+
+
+def test_conversion_round_trip():
+    assert t2s("科創指數貸") == "科创指数贷"
+    assert s2t("科创指数贷") == "科創指數貸"
+    assert to_script("甌江實驗室", "hans") == "瓯江实验室"
+    assert normalize(" 科創 指數貸 ") == "科创指数贷"
+
+
+def test_tokens_are_script_agnostic():
+    assert tokenize("科创指数贷") == tokenize("科創指數貸") == ["科创", "创指", "指数", "数贷"]
+    assert "AI" not in tokenize("AI 2023") and "ai" in tokenize("AI 2023") and "2023" in tokenize("AI 2023")
+    assert "科创" in tokenize("科创指数贷", "jieba+bigram")
+    assert set(tokenize("科创", "unigram+bigram")) == {"科创", "科", "创"}
+
+
+def test_sentence_splitter(document):
+    text = "第一句。第二句！第三句？第四句；第五句"
+    assert split_sentences(text) == ["第一句。", "第二句！", "第三句？", "第四句；", "第五句"]
+    # quoted terms are never cut, even when they contain a terminator
+    quoted = "他說“這是。一個詞”然後走了。"
+    assert split_sentences(quoted) == [quoted]
+    # long clauses are cut at ASCII commas, short sentences are not
+    long = ",".join(["推進科技戰略平臺建設"] * 10) + "。"
+    pieces = split_sentences(long, max_clause_chars=30)
+    assert "".join(pieces) == long and len(pieces) > 1 and all(len(p) <= 33 for p in pieces)
+    # the eight 抓手 clause survives whole in the real document
+    sents = split_sentences(document.text)
+    assert any("推進科技戰略平臺建設" in s and "科技金融發展" in s for s in sents)
+
+
+@given(st.text(alphabet=st.sampled_from(list("溫州科技創新。，,；!?“”「」 \nab12")), max_size=300),
+       st.integers(min_value=10, max_value=80))
+def test_sentence_spans_are_exact_and_ordered(text, limit):
+    spans = sentence_spans(text, limit)
+    prev = 0
+    for s, e in spans:
+        assert prev <= s < e <= len(text)
+        assert text[s:e] == text[s:e].strip()
+        prev = e
+    covered = "".join(text[s:e] for s, e in spans)
+    assert re.sub(r"\s", "", covered) == re.sub(r"\s", "", text)
+
+
+@given(st.text(max_size=200))
+def test_clean_never_adds_and_keeps_cjk(text):
+    out = clean(text)
+    assert len(re.findall(f"[{CJK}]", out)) == len(re.findall(f"[{CJK}]", text.replace("□", "")))
+    assert clean(out) == out
