@@ -4,14 +4,15 @@ from __future__ import annotations
 import logging
 import re
 import time
-from typing import Callable, Sequence
+from dataclasses import dataclass
+from typing import Callable, Iterator, Sequence
 
 from .embeddings import Embedder, resolve_embedder
 from .errors import IndexCorruptError, IndexMissingError, IndexStaleError, InputError
 from .retrieve import CrossEncoderReranker, Retriever
 from .settings import Settings
 from .store import LoadedIndex, build_index, load_index
-from .types import Answer
+from .types import Answer, Answerability
 
 log = logging.getLogger(__name__)
 History = Sequence[Sequence[str]]
@@ -44,6 +45,14 @@ def clean_history(history: History | None, max_turns: int, max_chars: int) -> li
     return out
 
 
+@dataclass(frozen=True)
+class StreamEvent:
+    """One step of a streamed answer: text to append, and on the last event the complete Answer."""
+
+    delta: str = ""
+    answer: Answer | None = None
+
+
 class Pipeline:
     """Retrieval plus an answer engine over one index; safe to share between threads."""
 
@@ -52,7 +61,10 @@ class Pipeline:
         self.embedder = embedder
         self.index = index
         self.retriever = Retriever(index, embedder, settings, reranker)
-        self.engine = None  # the answer engines arrive with the answer issue
+        from .answer import ExtractiveEngine
+
+        self.extractive = ExtractiveEngine(index, settings)
+        self.engine = self.extractive
 
     @classmethod
     def from_settings(cls, settings: Settings, *, rebuild: str = "auto",
@@ -72,14 +84,51 @@ class Pipeline:
         reranker = CrossEncoderReranker(settings.reranker_model, settings.embedding_device) if settings.reranker_model else None
         return cls(settings, embedder, index, reranker)
 
-    def ask(self, question: str, history: History | None = None, *, k: int | None = None) -> Answer:
-        """Answer one question (with optional conversation history)."""
+    def stream(self, question: str, history: History | None = None, *, script: str = "auto",
+               k: int | None = None) -> Iterator[StreamEvent]:
+        """Answer one question as a stream of text deltas; the last event carries the full Answer."""
+        answer = self.ask(question, history, script=script, k=k)
+        if answer.text:
+            yield StreamEvent(delta=answer.text)
+        yield StreamEvent(answer=answer)
+
+    def ask(self, question: str, history: History | None = None, *, script: str = "auto",
+            k: int | None = None) -> Answer:
+        """Answer one question (with optional conversation history); `script`: auto | hans | hant."""
+        from .answer import Draft, assess, phrases, refusal
+        from .query import retrieval_query, strip_injection
+        from .text import detect_script
+
         t0 = time.perf_counter()
         q = clean_question(question, self.settings.max_question_chars)
         turns = clean_history(history, self.settings.max_history_turns, self.settings.max_question_chars)
-        hits = self.retriever.retrieve(q, k or self.settings.top_k)
+        asked_script = detect_script(q)
+        want = script if script in ("hans", "hant") else self.settings.script
+        out_script = want if want in ("hans", "hant") and asked_script != "en" else asked_script
+        injection = strip_injection(q)
+        if injection.only:
+            t1 = time.perf_counter()
+            verdict = Answerability(False, 0.0, "request to change the rules or invent facts", "", "")
+            draft = Draft(phrases()[out_script]["injection"], (), refused=True)
+            return self._answer(q, draft, (), verdict, out_script, q, t0, t1, t1)
+        effective = injection.question or q
+        query = retrieval_query(effective, turns)
+        hits = self.retriever.retrieve(query, k or self.settings.top_k)
         t1 = time.perf_counter()
-        return Answer(question=q, text=None, refused=False, citations=(), hits=tuple(hits), engine="none",
-                      embedder=self.embedder.name, timings_ms={"retrieve": (t1 - t0) * 1e3, "answer": 0.0,
-                                                                "total": (time.perf_counter() - t0) * 1e3},
-                      notice=self.embedder.notice, retrieval_query=q)
+        sidx = self.extractive.sidx
+        verdict = assess(sidx, effective, query, hits, self.settings)
+        if verdict.answerable:
+            draft = self.engine.answer(effective, query, hits, out_script, turns)
+        else:
+            off_topic = "off-topic" in verdict.reason
+            draft = refusal(sidx, effective, query, hits, out_script, verdict, off_topic)
+        t2 = time.perf_counter()
+        return self._answer(q, draft, tuple(hits), verdict, out_script, query, t0, t1, t2)
+
+    def _answer(self, q, draft, hits, verdict, script, query, t0, t1, t2) -> Answer:
+        notice = "; ".join(n for n in (draft.notice, self.embedder.notice) if n)
+        return Answer(question=q, text=draft.text, refused=draft.refused, citations=draft.citations, hits=hits,
+                      engine=draft.engine, embedder=self.embedder.name,
+                      timings_ms={"retrieve": (t1 - t0) * 1e3, "answer": (t2 - t1) * 1e3,
+                                  "total": (time.perf_counter() - t0) * 1e3},
+                      script=script, notice=notice, answerability=verdict, retrieval_query=query)

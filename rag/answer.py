@@ -1,0 +1,337 @@
+"""Answer engines behind one protocol, and the answerability check that decides when to refuse.
+
+The extractive engine (default, offline) composes an answer from verbatim source sentences; the LLM engines
+(rag.llm backends) are verified against the passages and fall back to the extractive answer.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass
+from typing import Protocol
+
+from .chunking import sentences
+from .glossary import english_name
+from .query import (SYNONYMS, asks_for, asks_list, content_terms, coverage, has_evidence, is_follow_up, ordinal)
+from .settings import ROOT, Settings
+from .store import LoadedIndex
+from .text import normalize, s2t, t2s
+from .types import Answerability, Chunk, Citation, Hit
+
+PROMPTS = ROOT / "prompts"
+
+
+@functools.lru_cache(maxsize=1)
+def phrases() -> dict:
+    """User-facing phrasing per script (prompts/extractive.json)."""
+    return json.loads((PROMPTS / "extractive.json").read_text(encoding="utf-8"))
+
+
+@dataclass(frozen=True)
+class Unit:
+    """A sentence (or comma clause of a long sentence) of a document: what an answer quotes."""
+
+    doc_id: str
+    paragraph: int
+    start: int
+    end: int
+    text: str
+    norm: str
+
+
+@dataclass(frozen=True)
+class Draft:
+    """An engine's answer before it becomes an Answer."""
+
+    text: str
+    citations: tuple[Citation, ...]
+    refused: bool = False
+    engine: str = "extractive"
+    notice: str = ""
+
+
+class AnswerEngine(Protocol):
+    name: str
+
+    def answer(self, question: str, query: str, hits: list[Hit], script: str,
+               history: list[tuple[str, str]]) -> Draft: ...
+
+
+def _bigrams(text: str) -> list[str]:
+    runs = re.findall(r"[\u4e00-\u9fff]+|[a-z0-9]+", text)
+    out = []
+    for r in runs:
+        if re.match(r"[a-z0-9]", r):
+            out.append(r)
+        else:
+            out.extend(r[i : i + 2] for i in range(len(r) - 1))
+    return out
+
+
+def _strip_end(text: str) -> str:
+    return re.sub(r"[,，。；;、:：\s]+$", "", text)
+
+
+def display(text: str, script: str) -> str:
+    """A verbatim quote rendered for the asker: their script, full-width commas for Chinese readers."""
+    if script == "hant":
+        shown = text if t2s(text) != text or s2t(text) == text else s2t(text)  # Traditional sources stay verbatim
+    else:
+        shown = t2s(text)
+    return shown.replace(",", "，").replace(";", "；")
+
+
+class SentenceIndex:
+    """Every answer unit of the corpus with bigram IDF, built once per loaded index."""
+
+    def __init__(self, index: LoadedIndex, max_clause_chars: int) -> None:
+        self.index = index
+        self.units: list[Unit] = []
+        for doc in index.documents.values():
+            for p, s, e in sentences(doc, max_clause_chars):
+                self.units.append(Unit(doc.id, p, s, e, doc.text[s:e], normalize(doc.text[s:e])))
+        df: Counter[str] = Counter()
+        for u in self.units:
+            df.update(set(_bigrams(u.norm)))
+        n = max(1, len(self.units))
+        self.idf = {g: math.log(1 + n / c) for g, c in df.items()}
+        self.corpus_norm = "\n".join(normalize(d.text) for d in index.documents.values())
+        self.by_doc: dict[str, list[Unit]] = {}
+        for u in self.units:
+            self.by_doc.setdefault(u.doc_id, []).append(u)
+
+    def within(self, chunk: Chunk) -> list[Unit]:
+        return [u for u in self.by_doc.get(chunk.doc_id, []) if chunk.start <= u.start and u.end <= chunk.end]
+
+    def lexical(self, query_grams: set[str], unit: Unit) -> float:
+        """IDF-weighted share of the query's bigrams found in the unit."""
+        if not query_grams:
+            return 0.0
+        total = sum(self.idf.get(g, 0.0) for g in query_grams)
+        if total <= 0:
+            return 0.0
+        have = set(_bigrams(unit.norm))
+        return sum(self.idf.get(g, 0.0) for g in query_grams if g in have) / total
+
+
+def query_terms(query: str) -> list[str]:
+    """Content terms of a retrieval query plus their in-document synonyms."""
+    terms = content_terms(query)
+    out = list(terms)
+    for t in terms:
+        for key, expansion in SYNONYMS.items():
+            if key in t:
+                out.extend(expansion.split())
+    return list(dict.fromkeys(out))
+
+
+@dataclass(frozen=True)
+class Scored:
+    unit: Unit
+    chunk: Chunk
+    score: float
+    lexical: float
+
+
+def rank_units(sidx: SentenceIndex, query: str, hits: list[Hit]) -> list[Scored]:
+    """Units of the retrieved chunks scored against the query: lexical overlap plus the chunk's rank score."""
+    grams = set()
+    for t in query_terms(query):
+        grams.update(_bigrams(normalize(t)) or [normalize(t)])
+    top = max((h.score for h in hits), default=1.0) or 1.0
+    seen: dict[tuple[str, int], Scored] = {}
+    for h in hits:
+        for u in sidx.within(h.chunk):
+            lex = sidx.lexical(grams, u)
+            score = 0.55 * lex + 0.45 * (h.score / top) * (1.0 - 0.04 * (h.rank - 1))
+            key = (u.doc_id, u.start)
+            if key not in seen or seen[key].score < score:
+                seen[key] = Scored(u, h.chunk, score, lex)
+    return sorted(seen.values(), key=lambda s: -s.score)
+
+
+_ENUM = re.compile(r"[、]")
+
+
+def _is_enumeration(text: str) -> bool:
+    return len(_ENUM.findall(text)) >= 2
+
+
+def select_units(sidx: SentenceIndex, ranked: list[Scored], question: str, max_n: int) -> list[Scored]:
+    """The best units: the top one, those close to it, the enumeration a list question asks for; in document order."""
+    if not ranked:
+        return []
+    best = ranked[0].score
+    chosen = [ranked[0]]
+    for s in ranked[1:]:
+        if len(chosen) >= max_n:
+            break
+        if s.score >= 0.75 * best and s.lexical > 0.15:
+            chosen.append(s)
+    if asks_list(question):
+        enum = [s for s in chosen if _is_enumeration(s.unit.text)]
+        if not enum:
+            # the list often follows the clause that names it: "八大抓手", then "推进…、…、…"
+            units = sidx.by_doc[ranked[0].unit.doc_id]
+            for s in list(chosen[:2]):
+                i = units.index(s.unit)
+                for nxt in units[i + 1 : i + 3]:
+                    if nxt.paragraph == s.unit.paragraph and _is_enumeration(nxt.text):
+                        chunk = next((h.chunk for h in ranked if h.unit == nxt), s.chunk)
+                        chosen.append(Scored(nxt, chunk, s.score, s.lexical))
+                        break
+            enum_ranked = [s for s in ranked[:6] if _is_enumeration(s.unit.text) and s not in chosen]
+            if not any(_is_enumeration(s.unit.text) for s in chosen) and enum_ranked:
+                chosen.append(enum_ranked[0])
+        chosen = chosen[: max_n + 1]
+    unique: list[Scored] = []
+    for s in chosen:
+        if any(s.unit.norm in o.unit.norm or o.unit.norm in s.unit.norm for o in unique):
+            continue
+        unique.append(s)
+    return sorted(unique, key=lambda s: (s.unit.doc_id, s.unit.start))
+
+
+def _citations(selected: list[Scored]) -> tuple[Citation, ...]:
+    return tuple(Citation(n, s.chunk, s.unit.text, s.unit.start, s.unit.end) for n, s in enumerate(selected, start=1))
+
+
+def _join_quotes(cits: tuple[Citation, ...], script: str) -> str:
+    ph = phrases()[script]
+    if script == "en":
+        return "\n".join(f"“{_strip_end(display(c.quote, script))}”[{c.n}]" for c in cits)
+    return ph["sep"].join(f"{_strip_end(display(c.quote, script))}[{c.n}]" for c in cits) + ph["end"]
+
+
+def _where_en(cits: tuple[Citation, ...]) -> str:
+    ph = phrases()["en"]
+    ps = sorted({c.chunk.paragraph for c in cits})
+    if len(ps) == 1:
+        return ph["where_one"].format(p=ps[0])
+    return ph["where_many"].format(ps=", ".join(map(str, ps[:-1])) + f" and {ps[-1]}")
+
+
+def topic_of(query: str, sidx: SentenceIndex) -> tuple[str, list[str]]:
+    """(the in-document topic term of a question, the words it asks about that the corpus lacks)."""
+    terms = content_terms(query)
+    found = [t for t in terms if t in sidx.corpus_norm]
+    _, missing = coverage(terms, sidx.corpus_norm)
+    topic = max(found, key=len) if found else ""
+    return topic, missing
+
+
+class ExtractiveEngine:
+    """Composes a short answer from verbatim source sentences of the retrieved passages."""
+
+    name = "extractive"
+
+    def __init__(self, index: LoadedIndex, settings: Settings) -> None:
+        self.settings = settings
+        self.sidx = SentenceIndex(index, settings.max_clause_chars)
+
+    def answer(self, question: str, query: str, hits: list[Hit], script: str,
+               history: list[tuple[str, str]]) -> Draft:
+        ranked = rank_units(self.sidx, query, hits)
+        n = ordinal(question)
+        if n and history:
+            draft = self._ordinal(n, history, ranked, script)
+            if draft:
+                return draft
+        selected = select_units(self.sidx, ranked, question + " " + query, self.settings.max_answer_sentences)
+        cits = _citations(selected)
+        ph = phrases()[script]
+        if script == "en":
+            topic = english_name(t2s(query)) or english_name(normalize(" ".join(c.quote for c in cits))) or ph["topic_default"]
+            key = "lead_list" if asks_list(question) and any(_is_enumeration(c.quote) for c in cits) else "lead"
+            lead = ph[key].format(topic=topic, where=_where_en(cits))
+            return Draft(f"{lead}\n{_join_quotes(cits, script)}", cits)
+        return Draft(ph["lead"] + _join_quotes(cits, script), cits)
+
+    def _ordinal(self, n: int, history, ranked: list[Scored], script: str) -> Draft | None:
+        """'其中第三个呢？' after a list: the n-th item of the enumeration the previous answer quoted."""
+        previous = normalize(history[-1][1] + " " + history[-1][0])
+        for s in ranked[:8] + [Scored(u, ranked[0].chunk, 0, 0) for u in []]:
+            pass
+        for u in self.sidx.units:
+            if not _is_enumeration(u.text) or not any(seg in previous for seg in re.split("[、，,]", u.norm) if len(seg) >= 4):
+                continue
+            body = re.sub(r"^[^、]*?(推进|包括|以|打造|建设)", r"\1", _strip_end(u.text))
+            items = [i for i in re.split("[、]", body) if i]
+            if n > len(items):
+                return None
+            chunk = next((h.chunk for h in ranked if h.unit == u), None)
+            if chunk is None:
+                chunk = next((c for c in self.sidx.index.chunks if c.doc_id == u.doc_id and c.start <= u.start and u.end <= c.end), None)
+            if chunk is None:
+                return None
+            item = re.sub(r"^(推进|包括)", "", items[n - 1])
+            cits = (Citation(1, chunk, u.text, u.start, u.end),)
+            ph = phrases()[script]
+            shown = display(item, script)
+            return Draft(ph["ordinal"].format(n=n, item=shown) + ("\n" if script == "en" else "") + _join_quotes(cits, script), cits)
+        return None
+
+
+# --- answerability ----------------------------------------------------------------------------------------
+
+
+_META = re.compile(r"讲话|講話|发言|發言|演讲|演講|这篇|這篇|文件|报告|報告|speech|speaker|document|talk", re.IGNORECASE)
+
+
+def assess(sidx: SentenceIndex, question: str, query: str, hits: list[Hit], settings: Settings) -> Answerability:
+    """Whether the passages answer the question: topicality (content words in the corpus, dense similarity)
+    and, for questions that ask for a figure, date, name or procedure, whether the passages hold one."""
+    terms = query_terms(query)
+    cov, missing = coverage(content_terms(query), sidx.corpus_norm)
+    syn_cov = 1.0 if any(t in sidx.corpus_norm for t in terms) else 0.0
+    dense = max((h.scores.get("dense", 0.0) for h in hits), default=0.0)
+    dense_n = min(1.0, max(0.0, (dense - 0.78) / 0.12))
+    topical = max(cov, 0.5 * syn_cov) if terms else 0.0
+    if not terms and _META.search(question):
+        topical = 1.0  # a question about the speech itself: who gave it, what it is about
+    score = 0.55 * topical + 0.45 * dense_n
+    kind = asks_for(question)
+    topic, _ = topic_of(query, sidx)
+    reason = f"coverage {cov:.2f}, dense {dense:.3f}"
+    if kind:
+        ranked = rank_units(sidx, query, hits)[:3]
+        if topic and kind == "person":
+            ranked = [s for s in ranked if topic in s.unit.norm]  # the person must be named with the topic
+        if not any(has_evidence(kind, s.unit.text, question) for s in ranked):
+            score *= 0.35
+            reason += f"; asks for {kind}, none in the passages"
+    if missing and kind:
+        score *= 0.6  # asks for an attribute the corpus never mentions (利率, 主任, 截止…)
+    answerable = score >= settings.answerable_threshold
+    if topical == 0:
+        reason += "; off-topic"
+    return Answerability(answerable, float(score), reason + (f"; missing {missing}" if missing else ""), kind, topic)
+
+
+def refusal(sidx: SentenceIndex, question: str, query: str, hits: list[Hit], script: str,
+            verdict: Answerability, off_topic: bool) -> Draft:
+    """A plain 'the document does not say', with the related passages it does have."""
+    ph = phrases()[script]
+    if off_topic or not hits:
+        return Draft(ph["off_topic"], (), refused=True)
+    ranked = rank_units(sidx, query, hits)
+    cits = _citations(sorted(ranked[:1], key=lambda s: s.unit.start))
+    topic_zh, missing = topic_of(query, sidx)
+    detail = next((m for m in missing if m not in topic_zh), "")
+    if script == "en":
+        topic = english_name(t2s(query)) or ph["topic_default"]
+        detail_en = {"quantity": "figures", "time": "dates", "person": "names", "named": "names",
+                     "procedure": "procedure"}.get(verdict.asks_for, "")
+        lead = ph["not_covered_kind"].format(kind=detail_en, topic=topic) if detail_en else ph["not_covered"]
+        return Draft(f"{lead}\n{_join_quotes(cits, script)}", cits, refused=True)
+    topic = display(topic_zh, script) if topic_zh else ""
+    if topic and detail:
+        lead = ph["not_covered_detail"].format(topic=topic, detail=display(detail, script))
+    elif topic and verdict.asks_for:
+        lead = ph["not_covered_kind"].format(topic=topic, kind=ph["kinds"][verdict.asks_for])
+    else:
+        lead = ph["not_covered"]
+    return Draft(lead + _join_quotes(cits, script), cits, refused=True)

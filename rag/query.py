@@ -1,0 +1,204 @@
+"""Question analysis: injections, what is asked for, content words, follow-ups → the retrieval query."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .glossary import english_terms
+from .text import CJK, detect_script, normalize
+
+# --- prompt injection and meta requests ----------------------------------------------------------------
+_INJECTION = [
+    r"忽略|无视|不用管|别管|不要管|跳过|绕过|解除|取消(你的)?(限制|规则)",
+    r"(之前|以上|上面|前面|所有|全部)(的)?(指令|指示|规则|设定|限制|要求|提示)",
+    r"系统提示|提示词|system\s*prompt|系统指令|原样输出|输出你收到|你的(指令|设定|规则)|开发者模式|developer mode|jailbreak|\bdan\b",
+    r"扮演|假装|角色扮演|你现在是|你是一个没有|不受限制|没有任何限制|role[- ]?play|pretend|act as|you are now",
+    r"编一个|编一份|编造|瞎编|随便说|随便编|杜撰|捏造|make up|invent|fabricate|just guess|say (that|he|she|it)",
+    r"ignore (all |any |the |previous |prior |above |your )*(instructions|rules|document|prompt|context)",
+    r"系统通知|system\s*:|assistant\s*:|【系统|\[system",
+]
+_INJECTION_RE = re.compile("|".join(f"(?:{p})" for p in _INJECTION), re.IGNORECASE)
+# what follows one of these inside a segment is part of the injection
+_SEGMENT_SPLIT = re.compile(r"(?<=[？?。！!；;\n])|(?=[【\[（(])|(?<=[】\]）)])|(?=\b(?:PS|P\.S\.|Also|另外|顺便|然后|答完)\b)|(?=另外|顺便|答完|PS[:：])")
+
+
+@dataclass(frozen=True)
+class Injection:
+    """The question without its injected instructions, and whether anything was removed."""
+
+    question: str
+    found: bool
+    only: bool  # nothing of a real question remains
+
+
+def strip_injection(question: str) -> Injection:
+    """Remove segments that try to change the rules; keep the real question around them."""
+    if not _INJECTION_RE.search(question):
+        return Injection(question, False, False)
+    kept = []
+    for seg in _SEGMENT_SPLIT.split(question):
+        if seg and not _INJECTION_RE.search(seg):
+            kept.append(seg)
+    rest = "".join(kept).strip(" ，,、。.;；:：【】[]（）()")
+    substantive = len(content_terms(rest)) > 0 and (re.search(f"[{CJK}]{{2}}", rest) or len(rest.split()) >= 3)
+    return Injection(rest if substantive else "", True, not substantive)
+
+
+# --- what the question asks for -------------------------------------------------------------------------
+ASKS = {
+    "quantity": r"多少|多大|多高|多长|多久能|几(个|家|所|种|项|亿|万|千|百|倍|成|笔)|利率|利息|息费|费率|金额|额度|规模|比例|比重|百分之|%|补贴|奖金|奖励多少|资金量|预算|强度目标|how (much|many|big|large)|\brate\b|amount|percentage|budget|size of",
+    "time": r"什么时候|啥时候|何时|哪天|哪一天|几号|几月|哪年|哪一年|截止|截至|期限|日期|时间表|多久|有效期|when\b|deadline|what date|which day|how long",
+    "person": r"谁|哪位|叫什么名字|负责人|主任|院长|市长|书记|\bwho\b|whose|name of the (director|head|mayor)",
+    "named": r"(哪|那)(几|一)?(所|家|条|座|个|些)?(大学|高校|银行|区|县|廊|园区|公司|机构|部门|单位|街道|地方|城市)|具体是哪|具体(是)?在哪|建在哪|哪个区|which (universit|bank|district|compan|institution)|where (is|are) .* (located|built)",
+    "procedure": r"怎么申请|如何申请|怎样申请|去哪|在哪(办|申请|报名|看|领|查)|哪里(办|申请|报名|看|领|查)|找谁|流程|手续|材料|条件|门槛|资格|要求是|需要准备|报名|申报|how (do|can|should) (i|we|companies|a company)|how to apply|where (do|can|should|to)|eligib|requirement|procedure|apply for",
+}
+_ASKS_RE = {k: re.compile(v, re.IGNORECASE) for k, v in ASKS.items()}
+# evidence in a passage that could answer each kind of request
+EVIDENCE = {
+    "quantity": re.compile(r"[0-9０-９]+(\.[0-9]+)?\s*(%|％|亿|万|元|个|家|所|项|倍|周年|年|人|名)|[一二三四五六七八九十百千万两]+(亿|万|元|个|家|所|项|倍|周年)|百分之"),
+    "time": re.compile(r"[0-9]{4}\s*年|[0-9一二三四五六七八九十]+月|[0-9一二三四五六七八九十]+日|截止|期限|之前|以前|年底|年内"),
+    "person": re.compile(r"(局长|主任|院长|市长|书记|院士|教授|主席)[\u4e00-\u9fff]{2,3}"),
+    "procedure": re.compile(r"申请|申报|办理|受理|窗口|提交|流程|手续|条件|材料|报名|网址|热线|电话"),
+}
+_LIST_RE = re.compile(r"哪些|哪几|有什么|有啥|都有|包括|包含|分别|几大|列举|列出|什么(内容|举措|措施|方面|体系)|what are|which are|list|name the|include", re.IGNORECASE)
+
+
+def asks_for(question: str) -> str:
+    """The kind of fact a question asks for: quantity, time, person, named, procedure, or '' (general)."""
+    for kind in ("procedure", "time", "named", "person", "quantity"):
+        if _ASKS_RE[kind].search(question):
+            return kind
+    return ""
+
+
+def asks_list(question: str) -> bool:
+    """Whether the question asks for an enumeration."""
+    return bool(_LIST_RE.search(question))
+
+
+def has_evidence(kind: str, passage: str, question: str) -> bool:
+    """Whether a passage contains a fact of the asked kind that the question does not already state."""
+    norm_p, norm_q = normalize(passage), normalize(question)
+    if kind == "named":
+        # a specific name of the asked kind: 'X大学' where X is not just words of the question
+        m = _ASKS_RE["named"].search(norm_q)
+        noun = re.sub(r"^(哪|那)(几|一)?(所|家|条|座|个|些)?", "", m.group(0)) if m else ""
+        noun = noun if noun in ("大学", "高校", "银行", "区", "县", "廊", "园区", "公司", "机构", "部门", "单位") else ""
+        if not noun:
+            return False
+        names = re.findall(rf"[\u4e00-\u9fff]{{2,6}}{noun}", norm_p)
+        return any(n not in norm_q and not re.search(r"[一二三四五六七八九十]" + noun + "$", n) for n in names)
+    pattern = EVIDENCE.get(kind)
+    if pattern is None:
+        return True
+    return any(match.group(0) not in norm_q for match in pattern.finditer(norm_p))
+
+
+# --- content words ----------------------------------------------------------------------------------------
+# Words that carry no topic: question words, fillers, and the document's own frame (speech, Wenzhou, policy).
+STOP = set("""
+的 了 吗 呢 吧 啊 呀 么 嘛 哦 哈 和 与 及 或 在 是 有 没 没有 不 也 都 就 还 又 把 被 给 对 从 向 跟 让 要 会 能 可以 可 想 请 问 一下
+什么 啥 哪些 哪个 哪 怎么 怎样 如何 为什么 为啥 多少 几 谁 哪里 干嘛 干什么 是不是 有没有 能不能 会不会 咋 咋样 怎么样 吗 呢
+我 我们 你 你们 他 她 它 他们 这 那 这个 那个 这些 那些 其中 里面 里 上 下 中 方面 这块 那块 一些 一个 个 些 具体 主要 到底 现在 今后 以后 目前
+温州 温州市 市 讲话 发言 讲 说 提到 提 提出 说到 文件 文章 规划 计划 政策 内容 部分 局长 工作 打算 准备 举措 措施 做法 东西 情况 怎么回事 回事
+支持 扶持 帮 帮助 搞 弄 做 干 关于 对于 以及 还有 另外 其他 别的 告诉 介绍 讲讲 说说 解释 意思 定位 作用 用 用来 用在 是什么 指 指的是 代表
+""".split())
+
+
+# colloquial words → the document's own terms (used for coverage and added to the retrieval query)
+SYNONYMS = {
+    "贷款": "科创指数贷 金融", "借钱": "科创指数贷 金融", "融资": "科技金融 金融", "钱": "金融", "资金": "金融 基金",
+    "小企业": "企业", "公司": "企业", "厂": "企业", "工厂": "企业", "老板": "企业", "民企": "企业",
+    "留住": "人才", "引进": "人才引育", "招人": "人才", "大学生": "人才", "专家": "人才", "科学家": "人才",
+    "卡脖子": "核心技术攻关", "关键技术": "核心技术攻关", "研究成果": "科技成果转化", "专利": "技术产权",
+    "孵化器": "孵化", "网上": "数字化", "线上": "数字化", "app": "科企通", "评职称": "人才评价",
+    "实验室": "实验室", "平台": "平台", "升级": "技术改造", "设备": "技术改造", "改造": "技术改造",
+    "投资": "科创基金", "基金": "科创基金", "创业": "创业", "目标": "创新高地 国家创新型城市",
+}
+
+
+def _domain_jieba():
+    """jieba with the documents' domain terms added, so 科创指数贷 stays one word."""
+    from .glossary import ZH_TO_EN
+    from .text import _jieba
+
+    jb = _jieba()
+    if not getattr(jb, "_rag_domain", False):
+        for term in list(ZH_TO_EN) + ["一区一廊", "揭榜挂帅", "双倍增", "双迈进", "塔尖重器", "金融活水", "大孵化集群"]:
+            jb.add_word(term, freq=200000)
+        jb._rag_domain = True
+    return jb
+
+
+def content_terms(question: str) -> list[str]:
+    """Topic words of a question on t2s text (jieba words minus stop words; English via the glossary)."""
+    if detect_script(question) == "en":
+        return english_terms(question)
+    norm = normalize(question)
+    words = []
+    for w in _domain_jieba().lcut(norm):
+        if w in STOP or not re.search(f"[{CJK}0-9a-z]", w):
+            continue
+        if len(w) == 1 and not w.isdigit():
+            continue
+        if re.fullmatch(r"[a-z]+", w) and re.search(f"[{CJK}]", norm):
+            continue  # Latin words beside Chinese (an English question's glossary expansion)
+        words.append(w)
+    return list(dict.fromkeys(words))
+
+
+def coverage(terms: list[str], vocabulary_text: str) -> tuple[float, list[str]]:
+    """Share of terms found in the (normalised) corpus text, counting a term found when all of its
+    character bigrams are; returns (share, missing terms)."""
+    if not terms:
+        return 0.0, []
+    missing = []
+    for t in terms:
+        if t in vocabulary_text:
+            continue
+        grams = [t[i : i + 2] for i in range(len(t) - 1)] or [t]
+        if not all(g in vocabulary_text for g in grams):
+            missing.append(t)
+    return 1 - len(missing) / len(terms), missing
+
+
+# --- follow-ups ---------------------------------------------------------------------------------------------
+_REFERS_BACK = re.compile(
+    r"那个|这个|那些|这些|它|他|她|其中|第[一二三四五六七八九十0-9]+个|上面|刚才|前面|之前说|那.{0,6}呢|呢[？?]?$|还有呢|具体呢|"
+    r"\b(it|its|that|this|they|them|those|the other|the first|the second|the third|and what|what about)\b",
+    re.IGNORECASE,
+)
+_ORDINAL = re.compile(r"第([一二三四五六七八九十0-9]+)(个|项|条|点)")
+_CN_NUM = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9, "十": 10}
+
+
+def is_follow_up(question: str, history: list[tuple[str, str]]) -> bool:
+    """A question that needs the conversation: it refers back, or is very short, and there is history."""
+    if not history:
+        return False
+    short = len(normalize(question)) <= 8 if detect_script(question) != "en" else len(question.split()) <= 4
+    return bool(_REFERS_BACK.search(question)) or short
+
+
+def ordinal(question: str) -> int | None:
+    """'第三个' → 3."""
+    m = _ORDINAL.search(question)
+    if not m:
+        return None
+    n = m.group(1)
+    if n.isdigit():
+        return int(n)
+    if n.startswith("十"):
+        return 10 + _CN_NUM.get(n[1:], 0) if len(n) > 1 else 10
+    return _CN_NUM.get(n)
+
+
+def retrieval_query(question: str, history: list[tuple[str, str]]) -> str:
+    """The text retrieval searches with: the question, the previous user turn for follow-ups, and the
+    glossary's Chinese terms for English questions."""
+    parts = [question]
+    if is_follow_up(question, history):
+        parts.insert(0, history[-1][0])
+    if detect_script(question) == "en":
+        parts.extend(english_terms(" ".join(parts)))
+    return " ".join(parts)
