@@ -87,8 +87,9 @@ def display(text: str, script: str) -> str:
 class SentenceIndex:
     """Every answer unit of the corpus with bigram IDF, built once per loaded index."""
 
-    def __init__(self, index: LoadedIndex, max_clause_chars: int) -> None:
+    def __init__(self, index: LoadedIndex, max_clause_chars: int, embedder=None) -> None:
         self.index = index
+        self.embedder = embedder
         self.units: list[Unit] = []
         for doc in index.documents.values():
             for p, s, e in sentences(doc, max_clause_chars):
@@ -102,6 +103,17 @@ class SentenceIndex:
         self.by_doc: dict[str, list[Unit]] = {}
         for u in self.units:
             self.by_doc.setdefault(u.doc_id, []).append(u)
+        self._pos = {(u.doc_id, u.start): i for i, u in enumerate(self.units)}
+        self._vectors = None
+
+    def dense(self, query: str, units: list[Unit]) -> list[float]:
+        """Cosine of each unit to the query (unit vectors embedded once, on first use)."""
+        if self.embedder is None or not units:
+            return [0.0] * len(units)
+        if self._vectors is None:
+            self._vectors = self.embedder.embed_documents([u.text for u in self.units])
+        q = self.embedder.embed_query(query)
+        return [float(self._vectors[self._pos[(u.doc_id, u.start)]] @ q) for u in units]
 
     def within(self, chunk: Chunk) -> list[Unit]:
         return [u for u in self.by_doc.get(chunk.doc_id, []) if chunk.start <= u.start and u.end <= chunk.end]
@@ -142,14 +154,17 @@ def rank_units(sidx: SentenceIndex, query: str, hits: list[Hit]) -> list[Scored]
     for t in query_terms(query):
         grams.update(_bigrams(normalize(t)) or [normalize(t)])
     top = max((h.score for h in hits), default=1.0) or 1.0
+    pairs = [(h, u) for h in hits for u in sidx.within(h.chunk)]
+    cos = sidx.dense(query, [u for _, u in pairs])
+    lo, hi = (min(cos), max(cos)) if cos else (0.0, 1.0)
     seen: dict[tuple[str, int], Scored] = {}
-    for h in hits:
-        for u in sidx.within(h.chunk):
-            lex = sidx.lexical(grams, u)
-            score = 0.55 * lex + 0.45 * (h.score / top) * (1.0 - 0.04 * (h.rank - 1))
-            key = (u.doc_id, u.start)
-            if key not in seen or seen[key].score < score:
-                seen[key] = Scored(u, h.chunk, score, lex)
+    for (h, u), c in zip(pairs, cos):
+        lex = sidx.lexical(grams, u)
+        dn = (c - lo) / (hi - lo) if hi > lo else 0.0
+        score = 0.4 * lex + 0.3 * dn + 0.3 * (h.score / top) * (1.0 - 0.04 * (h.rank - 1))
+        key = (u.doc_id, u.start)
+        if key not in seen or seen[key].score < score:
+            seen[key] = Scored(u, h.chunk, score, lex)
     return sorted(seen.values(), key=lambda s: -s.score)
 
 
@@ -169,7 +184,7 @@ def select_units(sidx: SentenceIndex, ranked: list[Scored], question: str, max_n
     for s in ranked[1:]:
         if len(chosen) >= max_n:
             break
-        if s.score >= 0.75 * best and s.lexical > 0.15:
+        if s.score >= 0.85 * best and s.lexical >= max(0.2, 0.6 * ranked[0].lexical):
             chosen.append(s)
     if asks_list(question):
         enum = [s for s in chosen if _is_enumeration(s.unit.text)]
@@ -228,9 +243,9 @@ class ExtractiveEngine:
 
     name = "extractive"
 
-    def __init__(self, index: LoadedIndex, settings: Settings) -> None:
+    def __init__(self, index: LoadedIndex, settings: Settings, embedder=None) -> None:
         self.settings = settings
-        self.sidx = SentenceIndex(index, settings.max_clause_chars)
+        self.sidx = SentenceIndex(index, settings.max_clause_chars, embedder)
 
     def answer(self, question: str, query: str, hits: list[Hit], script: str,
                history: list[tuple[str, str]]) -> Draft:

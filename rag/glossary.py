@@ -41,7 +41,6 @@ EN_TO_ZH: list[tuple[str, tuple[str, ...]]] = [
     (r"science|technolog|\btech\b", ("科技",)),
     (r"industr", ("产业",)),
     (r"goal|aim|target|vision", ("国家创新型城市", "创新高地")),
-    (r"wenzhou", ("温州",)),
 ]
 
 # Simplified term → English name, for English lead lines (longest terms first when matching).

@@ -8,19 +8,17 @@ callers can fall back to the extractive engine.
 from __future__ import annotations
 
 import contextvars
-import logging
 import os
 import queue
 import re
 import threading
 import time
+from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol, Sequence
 from urllib.parse import urlparse
 
 from .errors import InputError, LLMError
 from .settings import Settings
-
-log = logging.getLogger(__name__)
 
 ROLES = ("system", "user", "assistant")
 LOCAL_API_KEY = "not-needed"  # what local OpenAI-compatible servers (vLLM, llama.cpp, Ollama) accept
@@ -212,9 +210,11 @@ class OpenAIChatBackend:
 
     def stream(self, messages: list[Message]) -> Iterator[str]:
         """The answer as text pieces while the endpoint streams it; LLMError on failure, timeout or no text."""
-        lc_messages = self._to_langchain(messages)
+        lc_messages = self._to_langchain(messages)  # bad messages and setup errors raise here, not on first next()
         chat = self._client()
+        return self._stream(chat, lc_messages)
 
+    def _stream(self, chat: Any, lc_messages: list) -> Iterator[str]:
         def work(emit: Callable[[str], None], cancelled: threading.Event) -> None:
             chunks = chat.stream(lc_messages)
             try:
@@ -261,6 +261,10 @@ class TransformersChatBackend:
         with self._load_lock:
             if self._model is not None:
                 return
+            path = Path(self.model_id).expanduser()
+            if self.model_id.startswith((".", "/", "~")) and not path.is_dir():
+                raise LLMError(f"local model folder {self.model_id!r} does not exist; set RAG_LOCAL_MODEL to a "
+                               "folder saved with save_pretrained() or to a hub id in the local cache")
             try:
                 import torch
                 from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -290,23 +294,24 @@ class TransformersChatBackend:
     def format_prompt(self, messages: list[Message]) -> str:
         """The prompt text the model sees (for debugging and tests)."""
         self.warm_up()
+        messages = check_messages(messages)
         try:
-            return self._tokenizer.apply_chat_template(check_messages(messages), chat_template=self._template(),
+            return self._tokenizer.apply_chat_template(messages, chat_template=self._template(),
                                                        add_generation_prompt=True, tokenize=False)
-        except InputError:
-            raise
         except Exception as exc:
             raise LLMError(f"the chat template of {self.model_id!r} failed ({type(exc).__name__}: "
                            f"{_one_line(exc, 200)})") from exc
 
     def _inputs(self, messages: list[Message]):
+        messages = check_messages(messages)
+        kwargs = dict(chat_template=self._template(), add_generation_prompt=True, tokenize=True, return_dict=True,
+                      return_tensors="pt")
         try:
-            # sanitize_control_tokens: a question that contains "<|im_start|>system" stays plain text.
-            inputs = self._tokenizer.apply_chat_template(
-                check_messages(messages), chat_template=self._template(), add_generation_prompt=True,
-                tokenize=True, return_dict=True, return_tensors="pt", sanitize_control_tokens=True)
-        except InputError:
-            raise
+            try:
+                # A question that contains "<|im_start|>system" stays plain text instead of opening a system turn.
+                inputs = self._tokenizer.apply_chat_template(messages, sanitize_control_tokens=True, **kwargs)
+            except (NotImplementedError, ValueError):  # tokenizers whose post-processor adds special tokens
+                inputs = self._tokenizer.apply_chat_template(messages, **kwargs)
         except Exception as exc:
             raise LLMError(f"the chat template of {self.model_id!r} failed ({type(exc).__name__}: "
                            f"{_one_line(exc, 200)})") from exc
@@ -351,8 +356,10 @@ class TransformersChatBackend:
 
     def stream(self, messages: list[Message]) -> Iterator[str]:
         """The answer as text pieces while the model generates it (TextIteratorStreamer in a thread)."""
-        self.warm_up()
-        inputs = self._inputs(messages)
+        self.warm_up()  # loading errors and bad messages raise here, not on first next()
+        return self._stream(self._inputs(messages))
+
+    def _stream(self, inputs: dict) -> Iterator[str]:
         from transformers import TextIteratorStreamer
 
         streamer = TextIteratorStreamer(self._tokenizer, skip_prompt=True, skip_special_tokens=True)

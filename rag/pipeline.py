@@ -45,6 +45,19 @@ def clean_history(history: History | None, max_turns: int, max_chars: int) -> li
     return out
 
 
+class _CachedQueries:
+    """The embedder with a small cache of query vectors: retrieval and sentence scoring embed the same query."""
+
+    def __init__(self, embedder: Embedder) -> None:
+        import functools
+
+        self._embedder = embedder
+        self.embed_query = functools.lru_cache(maxsize=512)(embedder.embed_query)
+
+    def embed_documents(self, texts):
+        return self._embedder.embed_documents(texts)
+
+
 @dataclass(frozen=True)
 class StreamEvent:
     """One step of a streamed answer: text to append, and on the last event the complete Answer."""
@@ -60,10 +73,11 @@ class Pipeline:
         self.settings = settings
         self.embedder = embedder
         self.index = index
-        self.retriever = Retriever(index, embedder, settings, reranker)
+        cached = _CachedQueries(embedder)
+        self.retriever = Retriever(index, cached, settings, reranker)
         from .answer import ExtractiveEngine
 
-        self.extractive = ExtractiveEngine(index, settings)
+        self.extractive = ExtractiveEngine(index, settings, cached)
         self.engine = self.extractive
 
     @classmethod

@@ -12,7 +12,7 @@ _INJECTION = [
     r"忽略|无视|不用管|别管|不要管|跳过|绕过|解除|取消(你的)?(限制|规则)",
     r"(之前|以上|上面|前面|所有|全部)(的)?(指令|指示|规则|设定|限制|要求|提示)",
     r"系统提示|提示词|system\s*prompt|系统指令|原样输出|输出你收到|你的(指令|设定|规则)|开发者模式|developer mode|jailbreak|\bdan\b",
-    r"扮演|假装|角色扮演|你现在是|你是一个没有|不受限制|没有任何限制|role[- ]?play|pretend|act as|you are now",
+    r"(你|请|請)(现在|現在)?(扮演|假装|假裝)|扮演(一个|一個)|角色扮演|你现在是|你是一个没有|不受限制|没有任何限制|role[- ]?play|pretend|act as|you are now",
     r"编一个|编一份|编造|瞎编|随便说|随便编|杜撰|捏造|make up|invent|fabricate|just guess|say (that|he|she|it)",
     r"ignore (all |any |the |previous |prior |above |your )*(instructions|rules|document|prompt|context)",
     r"系统通知|system\s*:|assistant\s*:|【系统|\[system",
@@ -46,10 +46,10 @@ def strip_injection(question: str) -> Injection:
 
 # --- what the question asks for -------------------------------------------------------------------------
 ASKS = {
-    "quantity": r"多少|多大|多高|多长|多久能|几(个|家|所|种|项|亿|万|千|百|倍|成|笔)|利率|利息|息费|费率|金额|额度|规模|比例|比重|百分之|%|补贴|奖金|奖励多少|资金量|预算|强度目标|how (much|many|big|large)|\brate\b|amount|percentage|budget|size of",
+    "quantity": r"多少|多大|多高|多长|多久能|(?<![哪有])几(个|家|所|种|项|亿|万|千|百|倍|成|笔)|利率|利息|息费|费率|金额|额度|规模|比例|比重|百分之|%|补贴|奖金|奖励多少|资金量|预算|强度目标|how (much|many|big|large)|\brate\b|amount|percentage|budget|size of",
     "time": r"什么时候|啥时候|何时|哪天|哪一天|几号|几月|哪年|哪一年|截止|截至|期限|日期|时间表|多久|有效期|when\b|deadline|what date|which day|how long",
     "person": r"谁|哪位|叫什么名字|负责人|主任|院长|市长|书记|\bwho\b|whose|name of the (director|head|mayor)",
-    "named": r"(哪|那)(几|一)?(所|家|条|座|个|些)?(大学|高校|银行|区|县|廊|园区|公司|机构|部门|单位|街道|地方|城市)|具体是哪|具体(是)?在哪|建在哪|哪个区|which (universit|bank|district|compan|institution)|where (is|are) .* (located|built)",
+    "named": r"(哪|那)(几|一)?(所|家|条|座|个|些)?(大学|高校|银行|区|县|廊|园区|公司|机构|部门|单位|街道|地方|城市)|具体(是)?在哪|建在哪|哪个区|which (universit|bank|district|compan|institution)|where (is|are) .* (located|built)",
     "procedure": r"怎么申请|如何申请|怎样申请|去哪|在哪(办|申请|报名|看|领|查)|哪里(办|申请|报名|看|领|查)|找谁|流程|手续|材料|条件|门槛|资格|要求是|需要准备|报名|申报|how (do|can|should) (i|we|companies|a company)|how to apply|where (do|can|should|to)|eligib|requirement|procedure|apply for",
 }
 _ASKS_RE = {k: re.compile(v, re.IGNORECASE) for k, v in ASKS.items()}
@@ -99,7 +99,7 @@ def has_evidence(kind: str, passage: str, question: str) -> bool:
 STOP = set("""
 的 了 吗 呢 吧 啊 呀 么 嘛 哦 哈 和 与 及 或 在 是 有 没 没有 不 也 都 就 还 又 把 被 给 对 从 向 跟 让 要 会 能 可以 可 想 请 问 一下
 什么 啥 哪些 哪个 哪 怎么 怎样 如何 为什么 为啥 多少 几 谁 哪里 干嘛 干什么 是不是 有没有 能不能 会不会 咋 咋样 怎么样 吗 呢
-我 我们 你 你们 他 她 它 他们 这 那 这个 那个 这些 那些 其中 里面 里 上 下 中 方面 这块 那块 一些 一个 个 些 具体 主要 到底 现在 今后 以后 目前
+我 我们 你 你们 他 她 它 他们 这 那 这个 那个 这篇 那篇 篇 这里 那里 开头 结尾 最后 最终 达到 效果 目的 想 干嘛 能用 工具 分别 对应 各有 办法 区别 之间 这些 那些 其中 里面 里 上 下 中 方面 这块 那块 一些 一个 个 些 具体 主要 到底 现在 今后 以后 目前
 温州 温州市 市 讲话 发言 讲 说 提到 提 提出 说到 文件 文章 规划 计划 政策 内容 部分 局长 工作 打算 准备 举措 措施 做法 东西 情况 怎么回事 回事
 支持 扶持 帮 帮助 搞 弄 做 干 关于 对于 以及 还有 另外 其他 别的 告诉 介绍 讲讲 说说 解释 意思 定位 作用 用 用来 用在 是什么 指 指的是 代表
 """.split())
@@ -165,6 +165,7 @@ def coverage(terms: list[str], vocabulary_text: str) -> tuple[float, list[str]]:
 # --- follow-ups ---------------------------------------------------------------------------------------------
 _REFERS_BACK = re.compile(
     r"那个|这个|那些|这些|它|他|她|其中|第[一二三四五六七八九十0-9]+个|上面|刚才|前面|之前说|那.{0,6}呢|呢[？?]?$|还有呢|具体呢|"
+    r"^[这那它他她这個那個]|^(那|还有|除了)|"
     r"\b(it|its|that|this|they|them|those|the other|the first|the second|the third|and what|what about)\b",
     re.IGNORECASE,
 )

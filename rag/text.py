@@ -107,7 +107,7 @@ def detect_script(text: str) -> str:
     """'hans', 'hant' or 'en' (Latin or no Chinese): the script a question is written in."""
     n_cjk = cjk_count(text)
     n_latin = len(re.findall(r"[A-Za-z]", text))
-    if n_cjk == 0 or (n_latin > 3 * n_cjk and n_cjk <= 4):
+    if n_cjk == 0 or n_latin >= 2 * n_cjk:
         return "en"
     as_s, as_t = t2s(text), s2t(text)
     trad = sum(a != b for a, b in zip(text, as_s))  # characters that change when simplified

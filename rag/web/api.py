@@ -1,0 +1,356 @@
+"""The HTTP API (FastAPI) with the Gradio page mounted at "/": one process, one pipeline, one rate limiter.
+
+Every response carries an X-Request-ID; errors are JSON `{"detail": message, "request_id": id}` with no stack
+trace, and the id is in the server log next to the failure so a user can quote it.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import re
+import time
+import uuid
+from collections import OrderedDict
+from contextlib import asynccontextmanager
+from typing import Any, Literal
+
+import anyio
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException
+
+from ..errors import (EmbedderError, IndexCorruptError, IndexMissingError, IndexStaleError, InputError, LLMError,
+                      RagError)
+from ..feedback import FeedbackStore
+from ..pipeline import Pipeline, clean_question
+from ..serialize import answer_to_dict
+from ..settings import Settings
+from .ratelimit import RateLimiter
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 1 << 20  # a question, a capped history and some slack; anything bigger is not a question
+MAX_QUEUED_PER_WORKER = 16  # API requests allowed to wait per pipeline slot before the API answers 503
+_REQUEST_ID = contextvars.ContextVar("request_id", default="-")
+_GOOD_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+def request_id() -> str:
+    """The id of the request being handled (for logs and user-visible error messages)."""
+    return _REQUEST_ID.get()
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+def error_body(message: str, status: int, **extra: Any) -> dict[str, Any]:
+    return {"detail": message, "status": status, "request_id": request_id(), **extra}
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class RequestIdMiddleware:
+    """Pure ASGI: assign a request id (or accept a sane X-Request-ID), echo it in the response headers, cap
+    /api request bodies, and turn any exception that escapes the app into a logged 500 without a trace."""
+
+    def __init__(self, app, max_body: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.max_body = max_body
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        incoming = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
+        rid = incoming if _GOOD_ID.match(incoming) else new_request_id()
+        token = _REQUEST_ID.set(rid)
+        started = False
+        is_api = scope.get("path", "").startswith("/api/")
+        t0 = time.perf_counter()
+        status_seen = [0]
+
+        async def send_with_id(message):
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                status_seen[0] = message["status"]
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"]
+                headers.append((b"x-request-id", rid.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        received = 0
+
+        async def receive_capped():
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body:
+                    raise _BodyTooLarge()
+            return message
+
+        try:
+            if is_api:
+                length = dict(scope.get("headers") or []).get(b"content-length", b"")
+                if length.isdigit() and int(length) > self.max_body:
+                    response = JSONResponse(error_body(
+                        f"the request body has {int(length)} bytes; the limit is {self.max_body} (请求过大)", 413),
+                        status_code=413)
+                    return await response(scope, receive, send_with_id)
+            await self.app(scope, receive_capped if is_api else receive, send_with_id)
+        except Exception:  # the last line of defence: log it with the id, show the id, never the trace
+            log.exception("unhandled error [request %s] %s %s", rid, scope.get("method"), scope.get("path"))
+            if not started:
+                response = JSONResponse(error_body(f"内部错误，请稍后再试；如需反馈，请提供请求编号 {rid} "
+                                                   f"(internal error, request id {rid})", 500), status_code=500)
+                await response(scope, receive, send_with_id)
+        finally:
+            if is_api:
+                log.info("[request %s] %s %s -> %s in %.0f ms", rid, scope.get("method"), scope.get("path"),
+                         status_seen[0], (time.perf_counter() - t0) * 1e3)
+            _REQUEST_ID.reset(token)
+
+
+# --- request bodies ---------------------------------------------------------------------------------
+
+
+class AskRequest(BaseModel):
+    """A question, optionally with the conversation so far and the script of the answer."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"question": "科创指数贷是什么？", "history": [], "script": "auto"}]})
+
+    question: str = Field(description="the question; control characters are stripped")
+    history: list[tuple[str, str | None]] = Field(
+        default_factory=list, description="earlier [user, assistant] turns, oldest first; only the last "
+                                          "max_history_turns are used")
+    script: Literal["auto", "hans", "hant"] = Field(
+        default="auto", description="auto: the question's script; hans: Simplified; hant: Traditional")
+
+
+class FeedbackRequest(BaseModel):
+    """👍/👎 on an answer the API gave (by its id), with an optional reason."""
+
+    id: str = Field(description="the `id` of the answer JSON")
+    rating: Literal["up", "down"]
+    reason: str = Field(default="", max_length=1000)
+
+
+# --- the app ----------------------------------------------------------------------------------------
+
+
+def client_key(request: Request) -> str:
+    """The rate-limit key of a request: the peer address (proxy headers are not trusted)."""
+    return request.client.host if request.client else "unknown"
+
+
+def _status_of(exc: RagError) -> int:
+    if isinstance(exc, InputError):
+        return 422
+    if isinstance(exc, (IndexMissingError, IndexStaleError, IndexCorruptError, EmbedderError)):
+        return 503
+    if isinstance(exc, LLMError):
+        return 502
+    return 500
+
+
+def engine_name(pipeline: Pipeline) -> str:
+    """The configured answer engine's name (the pipeline may not have one yet)."""
+    engine = getattr(pipeline, "engine", None)
+    return getattr(engine, "name", None) or pipeline.settings.answer_engine
+
+
+def citation_record(c: dict[str, Any]) -> dict[str, Any]:
+    """What a feedback row keeps of a citation: where it points and what it quotes."""
+    return {k: c.get(k) for k in ("n", "doc_id", "paragraph", "start", "end", "quote", "chunk_id")}
+
+
+def warm_up(pipeline: Pipeline) -> float:
+    """Answer one throw-away question so lazily loaded parts (tokenisers, sentence vectors) are ready before the
+    first user arrives; returns the seconds it took."""
+    t0 = time.perf_counter()
+    doc = next(iter(pipeline.index.documents.values()), None)
+    try:
+        pipeline.ask((doc.title if doc else "") or "科技创新")
+    except Exception:  # a failed warm-up only means a slower first answer
+        log.warning("warm-up question failed", exc_info=True)
+    return time.perf_counter() - t0
+
+
+def create_app(settings: Settings, pipeline: Pipeline | None = None, *, feedback: FeedbackStore | None = None,
+               limiter: RateLimiter | None = None, warm: bool = False) -> "FastAPI":
+    """The FastAPI app: /api/* routes first, then the Gradio page mounted at "/" (a route added after the
+    mount would answer 404). `warm`: answer a throw-away question in the background at startup."""
+    if pipeline is None:
+        pipeline = Pipeline.from_settings(settings, rebuild="auto", progress=log.info)
+    feedback = feedback or FeedbackStore(settings.feedback_db)
+    limiter = limiter or RateLimiter(settings.rate_limit)
+    max_in_flight = settings.chat_concurrency * (1 + MAX_QUEUED_PER_WORKER)
+    slots: dict[int, anyio.CapacityLimiter] = {}
+    in_flight = [0]
+    recent: OrderedDict[str, dict[str, Any]] = OrderedDict()  # answer id -> answer JSON, for /api/feedback
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        async def flush_feedback():
+            while True:
+                await asyncio.sleep(30)
+                if feedback.pending:
+                    await anyio.to_thread.run_sync(feedback.flush)
+
+        async def warm_in_background():
+            seconds = await anyio.to_thread.run_sync(warm_up, pipeline)
+            app.state.warm = True
+            log.info("pipeline warmed up in %.1f s", seconds)
+
+        tasks = [asyncio.create_task(flush_feedback())]
+        if warm:
+            tasks.append(asyncio.create_task(warm_in_background()))
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            if feedback.pending:
+                left = await anyio.to_thread.run_sync(feedback.flush)
+                if left:
+                    log.error("feedback database still unavailable at shutdown: %d row(s) lost", left)
+
+    app = FastAPI(title="温州科技创新规划问答 API", version="1.0",
+                  description="Questions about the Wenzhou 2023 science-and-technology plan, answered from the "
+                              "document with numbered citations. The chat page is at /.",
+                  lifespan=lifespan)
+    app.state.settings = settings
+    app.state.pipeline = pipeline
+    app.state.feedback = feedback
+    app.state.limiter = limiter
+    app.state.warm = not warm
+    app.add_middleware(RequestIdMiddleware)
+
+    # --- errors → JSON with the request id -----------------------------------------------------------
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException):
+        message, status = exc.detail, exc.status_code
+        if status == 400 and isinstance(exc.__cause__, _BodyTooLarge):
+            message, status = f"the request body is over {MAX_BODY_BYTES} bytes (请求过大)", 413
+        elif status == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
+            message = "the request body is not valid UTF-8 JSON; send UTF-8 encoded JSON (请求内容不是有效的 UTF-8)"
+        elif status == 400 and message == "There was an error parsing the body":
+            message = "the request body could not be read as JSON (请求内容无法解析)"
+        if status >= 500:
+            log.error("[request %s] %s", request_id(), message)
+        return JSONResponse(error_body(str(message), status), status_code=status, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError):
+        problems = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
+            problems.append({"field": loc, "message": err.get("msg", "invalid")})
+        summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems) or "invalid request"
+        return JSONResponse(error_body(f"invalid request — {summary} (请求格式不正确)", 422, errors=problems),
+                            status_code=422)
+
+    @app.exception_handler(RagError)
+    async def rag_error(request: Request, exc: RagError):
+        status = _status_of(exc)
+        log.log(logging.INFO if status < 500 else logging.ERROR, "[request %s] %s: %s", request_id(),
+                type(exc).__name__, exc)
+        return JSONResponse(error_body(str(exc), status), status_code=status)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception):
+        log.error("[request %s] unhandled %s", request_id(), type(exc).__name__, exc_info=exc)
+        rid = request_id()
+        return JSONResponse(error_body(f"内部错误，请稍后再试；如需反馈，请提供请求编号 {rid} (internal error)", 500),
+                            status_code=500)
+
+    # --- dependencies -------------------------------------------------------------------------------------
+    def rate_limited(request: Request) -> None:
+        wait = limiter.hit(client_key(request))
+        if wait:
+            raise HTTPException(429, f"too many requests: the limit is {limiter.per_minute} per minute; retry in "
+                                     f"{wait} s (请求过于频繁，请 {wait} 秒后再试)",
+                                headers={"Retry-After": str(wait)})
+
+    def slot() -> anyio.CapacityLimiter:
+        loop_id = id(asyncio.get_running_loop())  # a limiter belongs to one event loop (tests start several)
+        if loop_id not in slots:
+            slots.clear()
+            slots[loop_id] = anyio.CapacityLimiter(settings.chat_concurrency)
+        return slots[loop_id]
+
+    # --- routes -------------------------------------------------------------------------------------------
+    @app.post("/api/ask", dependencies=[Depends(rate_limited)], summary="Answer one question",
+              responses={413: {"description": "question too long"}, 422: {"description": "empty question or bad "
+                                                                                          "request"},
+                         429: {"description": "rate limited (see Retry-After)"}})
+    async def ask(body: AskRequest) -> JSONResponse:
+        """The answer JSON (`answer` is null and `refused` true when the document has no answer)."""
+        question = clean_question(body.question, 1 << 30)  # empty → InputError → 422; length checked next
+        if len(question) > settings.max_question_chars:
+            return JSONResponse(error_body(
+                f"the question has {len(question)} characters; the limit is {settings.max_question_chars} "
+                f"(问题过长：{len(question)} 字，上限 {settings.max_question_chars} 字)", 413), status_code=413)
+        history = [[u, a or ""] for u, a in body.history[-settings.max_history_turns:]] \
+            if settings.max_history_turns else []
+        if in_flight[0] >= max_in_flight:
+            raise HTTPException(503, "the server is busy; retry in a few seconds (服务器繁忙，请稍后再试)",
+                                headers={"Retry-After": "2"})
+        in_flight[0] += 1
+        try:
+            answer = await anyio.to_thread.run_sync(
+                lambda: pipeline.ask(question, history, script=body.script), limiter=slot())
+        finally:
+            in_flight[0] -= 1
+        answer_id = request_id()
+        data = answer_to_dict(answer, answer_id)
+        recent[answer_id] = data
+        while len(recent) > 1000:
+            recent.popitem(last=False)
+        return JSONResponse(data)
+
+    @app.post("/api/feedback", status_code=202, dependencies=[Depends(rate_limited)],
+              summary="👍/👎 on an answer given by /api/ask")
+    async def give_feedback(body: FeedbackRequest) -> dict[str, Any]:
+        """Stored in SQLite; when the database is unavailable the row waits in memory (`queued` > 0)."""
+        data = recent.get(body.id)
+        if data is None:
+            raise HTTPException(404, f"no recent answer with id {body.id!r}; feedback is accepted for the last "
+                                     "1000 answers of this server (找不到这个回答)")
+        row_id = await anyio.to_thread.run_sync(lambda: feedback.record(
+            id=f"api-{body.id}", rating=body.rating, reason=body.reason, question=data["question"],
+            answer=data["answer"], refused=data["refused"],
+            citations=[citation_record(c) for c in data["citations"]], engine=data["engine"],
+            embedder=data["embedder"], settings_hash=settings.fingerprint(), script=data["script"], source="api"))
+        return {"id": row_id, "stored": feedback.pending == 0, "queued": feedback.pending}
+
+    @app.get("/api/health", summary="Is the index loaded; which engine, embedder and how many documents")
+    async def health() -> dict[str, Any]:
+        index = pipeline.index
+        return {"status": "ok", "index_loaded": index is not None and len(index.chunks) > 0,
+                "engine": engine_name(pipeline), "embedder": pipeline.embedder.name,
+                "embedder_notice": pipeline.embedder.notice, "documents": len(index.documents),
+                "chunks": len(index.chunks), "warmed_up": app.state.warm, "feedback_queued": feedback.pending,
+                "settings_hash": settings.fingerprint()}
+
+    @app.get("/api/documents/{doc_id}", summary="One cleaned document (the text every offset points into)")
+    async def document(doc_id: str) -> dict[str, Any]:
+        doc = pipeline.index.documents.get(doc_id)
+        if doc is None:
+            raise HTTPException(404, f"no document {doc_id!r}; known: {sorted(pipeline.index.documents)[:20]} "
+                                     "(找不到该文件)")
+        return {"id": doc.id, "title": doc.title, "text": doc.text}
+
+    # --- the page, mounted last ------------------------------------------------------------------------
+    from .ui import build_ui, mount  # imports gradio (about 3 s)
+
+    demo = build_ui(pipeline, settings, feedback, limiter)
+    return mount(app, demo)
+
