@@ -66,6 +66,21 @@ class StreamEvent:
     answer: Answer | None = None
 
 
+@dataclass(frozen=True)
+class _Prepared:
+    """A question made ready for an engine: what retrieval found and whether it can be answered."""
+
+    original: str
+    question: str
+    turns: list
+    script: str
+    query: str
+    hits: list
+    verdict: Answerability
+    t0: float
+    t1: float
+
+
 class Pipeline:
     """Retrieval plus an answer engine over one index; safe to share between threads."""
 
@@ -79,6 +94,13 @@ class Pipeline:
 
         self.extractive = ExtractiveEngine(index, settings, cached)
         self.engine = self.extractive
+        from .llm import make_backend
+
+        backend = make_backend(settings)
+        if backend is not None:
+            from .llm_engine import LLMEngine
+
+            self.engine = LLMEngine(backend, self.extractive, settings)
 
     @classmethod
     def from_settings(cls, settings: Settings, *, rebuild: str = "auto",
@@ -100,17 +122,38 @@ class Pipeline:
 
     def stream(self, question: str, history: History | None = None, *, script: str = "auto",
                k: int | None = None) -> Iterator[StreamEvent]:
-        """Answer one question as a stream of text deltas; the last event carries the full Answer."""
-        answer = self.ask(question, history, script=script, k=k)
-        if answer.text:
-            yield StreamEvent(delta=answer.text)
-        yield StreamEvent(answer=answer)
+        """Answer one question as a stream of text deltas; the last event carries the full Answer, whose
+        text is authoritative (an LLM answer that fails verification is replaced by the extractive one)."""
+        prepared = self._prepare(question, history, script, k)
+        if isinstance(prepared, Answer):
+            if prepared.text:
+                yield StreamEvent(delta=prepared.text)
+            yield StreamEvent(answer=prepared)
+            return
+        if not hasattr(self.engine, "stream") or not prepared.verdict.answerable:
+            answer = self._finish(prepared)
+            if answer.text:
+                yield StreamEvent(delta=answer.text)
+            yield StreamEvent(answer=answer)
+            return
+        draft = None
+        for piece in self.engine.stream(prepared.question, prepared.query, prepared.hits, prepared.script, prepared.turns):
+            if isinstance(piece, str):
+                yield StreamEvent(delta=piece)
+            else:
+                draft = piece
+        yield StreamEvent(answer=self._finish(prepared, draft))
 
     def ask(self, question: str, history: History | None = None, *, script: str = "auto",
             k: int | None = None) -> Answer:
         """Answer one question (with optional conversation history); `script`: auto | hans | hant."""
-        from .answer import Draft, assess, phrases, refusal
-        from .query import retrieval_query, strip_injection
+        prepared = self._prepare(question, history, script, k)
+        return prepared if isinstance(prepared, Answer) else self._finish(prepared)
+
+    def _prepare(self, question, history, script, k) -> "Answer | _Prepared":
+        """Validate, strip injections, resolve follow-ups, retrieve and assess answerability."""
+        from .answer import Draft, assess, phrases
+        from .query import is_follow_up, retrieval_query, strip_injection
         from .text import detect_script
 
         t0 = time.perf_counter()
@@ -126,18 +169,27 @@ class Pipeline:
             draft = Draft(phrases()[out_script]["injection"], (), refused=True)
             return self._answer(q, draft, (), verdict, out_script, q, t0, t1, t1)
         effective = injection.question or q
-        query = retrieval_query(effective, turns)
+        query = None
+        if turns and self.settings.condense_with_llm and hasattr(self.engine, "condense") and is_follow_up(effective, turns):
+            standalone = self.engine.condense(effective, turns)
+            if standalone:
+                query = retrieval_query(standalone, [])
+        query = query or retrieval_query(effective, turns)
         hits = self.retriever.retrieve(query, k or self.settings.top_k)
-        t1 = time.perf_counter()
-        sidx = self.extractive.sidx
-        verdict = assess(sidx, effective, query, hits, self.settings)
-        if verdict.answerable:
-            draft = self.engine.answer(effective, query, hits, out_script, turns)
-        else:
-            off_topic = "off-topic" in verdict.reason
-            draft = refusal(sidx, effective, query, hits, out_script, verdict, off_topic)
-        t2 = time.perf_counter()
-        return self._answer(q, draft, tuple(hits), verdict, out_script, query, t0, t1, t2)
+        verdict = assess(self.extractive.sidx, effective, query, hits, self.settings)
+        return _Prepared(q, effective, turns, out_script, query, hits, verdict, t0, time.perf_counter())
+
+    def _finish(self, p: "_Prepared", draft=None) -> Answer:
+        from .answer import refusal
+
+        if draft is None:
+            if p.verdict.answerable:
+                draft = self.engine.answer(p.question, p.query, p.hits, p.script, p.turns)
+            else:
+                draft = refusal(self.extractive.sidx, p.question, p.query, p.hits, p.script, p.verdict,
+                                "off-topic" in p.verdict.reason)
+        return self._answer(p.original, draft, tuple(p.hits), p.verdict, p.script, p.query, p.t0, p.t1,
+                            time.perf_counter())
 
     def _answer(self, q, draft, hits, verdict, script, query, t0, t1, t2) -> Answer:
         notice = "; ".join(n for n in (draft.notice, self.embedder.notice) if n)
