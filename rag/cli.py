@@ -136,6 +136,12 @@ def cmd_chat(args) -> int:
         history.append((q, answer.text or ""))
 
 
+def cmd_feedback_export(args) -> int:
+    from .feedback import export_main
+
+    return export_main([args.out] + (["--db", args.db] if args.db else []))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rag", description="温州科技创新规划问答 — command line")
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -164,6 +170,11 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("chat", help="interactive question loop")
     common(p)
     p.set_defaults(func=cmd_chat)
+
+    p = sub.add_parser("feedback-export", help="export the 👍/👎 feedback database as CSV")
+    p.add_argument("out", help="the CSV file to write")
+    p.add_argument("--db", help="the feedback database (default: the feedback_db setting)")
+    p.set_defaults(func=cmd_feedback_export)
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,

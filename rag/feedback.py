@@ -46,6 +46,7 @@ _UPSERT = (
     "ON CONFLICT(id) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in COLUMNS if c not in ("id", "created_at"))
 )
+CITATION_KEYS = ("n", "doc_id", "paragraph", "start", "end", "quote", "chunk_id")  # what a row keeps of a citation
 MAX_REASON_CHARS = 1000
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -134,7 +135,7 @@ class FeedbackStore:
         conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=self.timeout_s)
         try:
             conn.row_factory = sqlite3.Row
-            return [dict(r) for r in conn.execute(f"SELECT {', '.join(COLUMNS)} FROM feedback ORDER BY created_at, id")]
+            return [dict(r) for r in conn.execute(f"SELECT {', '.join(COLUMNS)} FROM feedback ORDER BY rowid")]
         finally:
             conn.close()
 

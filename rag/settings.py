@@ -47,7 +47,7 @@ class Settings:
     candidate_k: int = 30
     lexical_tokenizer: str = "bigram"
     fusion: str = "weighted"
-    dense_weight: float = 0.5
+    dense_weight: float = 0.3  # chosen by measurement: see README "Retrieval configurations"
     rrf_k: int = 60
     vector_index: str = "auto"
     hnsw_threshold: int = 50_000

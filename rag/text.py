@@ -104,7 +104,12 @@ def cjk_count(text: str) -> int:
 
 
 def detect_script(text: str) -> str:
-    """'hans', 'hant' or 'en' (Latin or no Chinese): the script a question is written in."""
+    """'hans', 'hant' or 'en' (Latin or no Chinese): the script a question is written in, judged on its first
+    sentence with letters (a Chinese question followed by an English aside is Chinese)."""
+    for sentence in re.split(r"(?<=[。？！?!\n])|(?<=\.)\s", text):
+        if re.search(f"[{CJK}A-Za-z]", sentence):
+            text = sentence
+            break
     n_cjk = cjk_count(text)
     n_latin = len(re.findall(r"[A-Za-z]", text))
     if n_cjk == 0 or n_latin >= 2 * n_cjk:

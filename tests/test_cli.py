@@ -76,3 +76,17 @@ def test_bad_input_is_one_line_and_non_zero(cli_tmp, args, needle):
 def test_chat_loop(cli_tmp):
     out = run(["chat"], cli_tmp, stdin="瓯江实验室\n\n")
     assert out.returncode == 0 and "甌江實驗室" in out.stdout
+
+
+def test_feedback_export(cli_tmp):
+    from rag.feedback import FeedbackStore
+
+    db = cli_tmp / "fb.sqlite"
+    store = FeedbackStore(db)
+    store.record(rating="up", question="科创指数贷是什么", answer="根据讲话……[1]", reason="有用", engine="extractive")
+    out = run(["feedback-export", str(cli_tmp / "fb.csv"), "--db", str(db)], cli_tmp)
+    assert out.returncode == 0, out.stderr
+    text = (cli_tmp / "fb.csv").read_text(encoding="utf-8-sig")
+    assert "科创指数贷是什么" in text
+    missing = run(["feedback-export", str(cli_tmp / "x.csv"), "--db", str(cli_tmp / "none.sqlite")], cli_tmp)
+    assert missing.returncode != 0 and "no feedback database" in missing.stderr

@@ -24,7 +24,7 @@ from starlette.exceptions import HTTPException
 
 from ..errors import (EmbedderError, IndexCorruptError, IndexMissingError, IndexStaleError, InputError, LLMError,
                       RagError)
-from ..feedback import FeedbackStore
+from ..feedback import CITATION_KEYS, FeedbackStore
 from ..pipeline import Pipeline, clean_question
 from ..serialize import answer_to_dict
 from ..settings import Settings
@@ -168,7 +168,7 @@ def engine_name(pipeline: Pipeline) -> str:
 
 def citation_record(c: dict[str, Any]) -> dict[str, Any]:
     """What a feedback row keeps of a citation: where it points and what it quotes."""
-    return {k: c.get(k) for k in ("n", "doc_id", "paragraph", "start", "end", "quote", "chunk_id")}
+    return {k: c.get(k) for k in CITATION_KEYS}
 
 
 def warm_up(pipeline: Pipeline) -> float:

@@ -14,8 +14,10 @@ from typing import Any, Iterator  # noqa: E402
 
 import gradio as gr  # noqa: E402
 
-from ..errors import InputError, RagError  # noqa: E402
-from ..feedback import FeedbackStore  # noqa: E402
+from ..errors import (EmbedderError, IndexCorruptError, IndexMissingError, IndexStaleError, InputError,  # noqa: E402
+                      LLMError, RagError)
+from ..feedback import CITATION_KEYS, FeedbackStore  # noqa: E402
+from ..serialize import citation_to_dict  # noqa: E402
 from ..pipeline import Pipeline, clean_question  # noqa: E402
 from ..settings import Settings  # noqa: E402
 from ..types import Answer  # noqa: E402
@@ -52,6 +54,8 @@ CSS = """
 .rag-refusal { border: 1px solid #e0a84f; border-left: 4px solid #d98b18; background: #fff7e8; color: #5c3b00;
   border-radius: 6px; padding: 8px 10px; }
 .rag-refusal small, .rag-notice small { color: inherit; opacity: 0.85; }
+#rag-chat .message:has(.rag-refusal), #rag-chat .message:has(.rag-notice) { border: none !important;
+  background: transparent !important; padding: 0 !important; }
 .rag-notice { border: 1px dashed #9aa4b2; background: #f4f6f8; color: #33404d; border-radius: 6px; padding: 8px 10px; }
 .rag-sources h3 { font-size: 1rem; margin: 0.6rem 0 0.3rem; }
 .rag-hint { font-size: 0.85rem; color: var(--body-text-color-subdued); margin: 0 0 0.4rem; }
@@ -70,9 +74,10 @@ mark.rag-related-mark { background: #eef1f5; color: inherit; }
 .rag-footer { font-size: 0.8rem; color: var(--body-text-color-subdued); text-align: center; margin: 8px 0; }
 .rag-offline { color: #8a5a00; }
 #rag-feedback-status p { margin: 0; font-size: 0.9rem; }
-html, body { overflow-x: hidden; }
+/* media rules only apply inside .contain (gradio prefixes them), so the page margin is a clamp instead */
+.gradio-container .main.app { padding-left: clamp(6px, 3vw, 32px) !important;
+  padding-right: clamp(6px, 3vw, 32px) !important; }
 @media (max-width: 480px) {
-  .gradio-container .main.app { padding-left: 8px !important; padding-right: 8px !important; }
   #rag-header h1 { font-size: 1.15rem; }
 }
 """
@@ -107,6 +112,21 @@ def _status(text: str):
 
 def _message(role: str, content: str) -> dict[str, str]:
     return {"role": role, "content": content}
+
+
+def user_message(exc: RagError, request_id: str) -> str:
+    """A domain error as a sentence for the person asking (the details go to the log under the same id)."""
+    if isinstance(exc, (IndexMissingError, IndexStaleError, IndexCorruptError)):
+        what = "文件索引暂时不可用（管理员可运行 python -m rag build 重建）"
+    elif isinstance(exc, EmbedderError):
+        what = "向量模型暂时无法加载"
+    elif isinstance(exc, LLMError):
+        what = "回答引擎暂时无法连接"
+    elif isinstance(exc, InputError):
+        what = "这个问题无法处理，请换个说法"
+    else:
+        what = "暂时无法回答"
+    return f"抱歉，{what}。请稍后再试；如需反馈，请提供编号 {request_id}。"
 
 
 def build_ui(pipeline: Pipeline, settings: Settings, feedback_store: FeedbackStore,
@@ -161,8 +181,7 @@ def build_ui(pipeline: Pipeline, settings: Settings, feedback_store: FeedbackSto
                 raise RuntimeError("the pipeline's stream ended without an answer")
         except RagError as exc:
             log.warning("[request %s] chat: %s: %s", rid, type(exc).__name__, exc)
-            messages[-1] = _message("assistant", render.notice_message(
-                f"抱歉，暂时无法回答（{type(exc).__name__}）。请稍后再试；如需反馈，请提供编号 {rid}。"))
+            messages[-1] = _message("assistant", render.notice_message(user_message(exc, rid)))
             yield out()
             return
         except Exception:
@@ -173,12 +192,11 @@ def build_ui(pipeline: Pipeline, settings: Settings, feedback_store: FeedbackSto
             return
         messages[-1] = _message("assistant", render.answer_message(answer))
         shown_sources = render.sources_html(answer, documents)
-        turns.append({
-            "message": len(messages) - 1, "sources": shown_sources, "feedback_id": uuid.uuid4().hex, "question": answer.question,
-            "answer": answer.text, "refused": answer.refused, "engine": answer.engine,
+        turns.append({  # what feedback on this answer will store, and where its bubble is
+            "message": len(messages) - 1, "sources": shown_sources, "feedback_id": uuid.uuid4().hex,
+            "question": answer.question, "answer": answer.text, "refused": answer.refused, "engine": answer.engine,
             "embedder": answer.embedder, "script": answer.script, "rating": "none", "reason": "",
-            "citations": [{"n": c.n, "doc_id": c.chunk.doc_id, "paragraph": c.chunk.paragraph, "start": c.start,
-                           "end": c.end, "quote": c.quote, "chunk_id": c.chunk.id} for c in answer.citations],
+            "citations": [{k: d[k] for k in CITATION_KEYS} for d in map(citation_to_dict, answer.citations)],
         })
         log.info("[request %s] chat answered in %.0f ms (engine %s, refused %s)", rid,
                  answer.timings_ms.get("total", 0.0), answer.engine, answer.refused)
