@@ -22,6 +22,14 @@ from .text import normalize, s2t, t2s
 from .types import Answerability, Chunk, Citation, Hit
 
 PROMPTS = ROOT / "prompts"
+# Sentence scoring and selection, tuned on eval/dataset.jsonl (see README): weights of the lexical overlap, the
+# sentence's own embedding similarity and its passage's retrieval score; a further sentence is quoted only when
+# it scores within SELECT_RATIO of the best one and overlaps the question at least LEX_RATIO as much.
+W_LEX, W_DENSE, W_CHUNK = 0.4, 0.3, 0.3
+SELECT_RATIO, LEX_RATIO = 0.85, 0.6
+# An enumeration ("推进A、B、C…") names many topics in passing: for a question that is not asking for a list it
+# matches almost anything, so it yields to the sentence that elaborates the topic.
+ENUM_PENALTY = 0.6
 
 
 @functools.lru_cache(maxsize=1)
@@ -148,8 +156,17 @@ class Scored:
     lexical: float
 
 
-def rank_units(sidx: SentenceIndex, query: str, hits: list[Hit]) -> list[Scored]:
-    """Units of the retrieved chunks scored against the query: lexical overlap plus the chunk's rank score."""
+_ENUM = re.compile(r"[、]")
+
+
+def _is_enumeration(text: str) -> bool:
+    return len(_ENUM.findall(text)) >= 2
+
+
+def rank_units(sidx: SentenceIndex, query: str, hits: list[Hit], wants_list: bool | None = None) -> list[Scored]:
+    """Units of the retrieved chunks scored against the query: lexical overlap, the unit's own embedding
+    similarity and its chunk's retrieval score; enumerations yield unless a list is asked for."""
+    wants_list = asks_list(query) if wants_list is None else wants_list
     grams = set()
     for t in query_terms(query):
         grams.update(_bigrams(normalize(t)) or [normalize(t)])
@@ -161,18 +178,13 @@ def rank_units(sidx: SentenceIndex, query: str, hits: list[Hit]) -> list[Scored]
     for (h, u), c in zip(pairs, cos):
         lex = sidx.lexical(grams, u)
         dn = (c - lo) / (hi - lo) if hi > lo else 0.0
-        score = 0.4 * lex + 0.3 * dn + 0.3 * (h.score / top) * (1.0 - 0.04 * (h.rank - 1))
+        score = W_LEX * lex + W_DENSE * dn + W_CHUNK * (h.score / top) * (1.0 - 0.04 * (h.rank - 1))
+        if not wants_list and _is_enumeration(u.text):
+            score *= ENUM_PENALTY
         key = (u.doc_id, u.start)
         if key not in seen or seen[key].score < score:
             seen[key] = Scored(u, h.chunk, score, lex)
     return sorted(seen.values(), key=lambda s: -s.score)
-
-
-_ENUM = re.compile(r"[、]")
-
-
-def _is_enumeration(text: str) -> bool:
-    return len(_ENUM.findall(text)) >= 2
 
 
 def select_units(sidx: SentenceIndex, ranked: list[Scored], question: str, max_n: int) -> list[Scored]:
@@ -184,7 +196,7 @@ def select_units(sidx: SentenceIndex, ranked: list[Scored], question: str, max_n
     for s in ranked[1:]:
         if len(chosen) >= max_n:
             break
-        if s.score >= 0.85 * best and s.lexical >= max(0.2, 0.6 * ranked[0].lexical):
+        if s.score >= SELECT_RATIO * best and s.lexical >= max(0.2, LEX_RATIO * ranked[0].lexical):
             chosen.append(s)
     if asks_list(question):
         enum = [s for s in chosen if _is_enumeration(s.unit.text)]
@@ -249,7 +261,7 @@ class ExtractiveEngine:
 
     def answer(self, question: str, query: str, hits: list[Hit], script: str,
                history: list[tuple[str, str]]) -> Draft:
-        ranked = rank_units(self.sidx, query, hits)
+        ranked = rank_units(self.sidx, query, hits, asks_list(question))
         n = ordinal(question)
         if n and history:
             draft = self._ordinal(n, history, ranked, script)

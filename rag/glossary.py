@@ -35,7 +35,7 @@ EN_TO_ZH: list[tuple[str, tuple[str, ...]]] = [
     (r"twentieth|20th|party congress", ("二十大",)),
     (r"8-8 strategy|eight-eight|double eight|88 strategy", ("八八战略",)),
     (r"why.*(year|matter)|this year|anniversary", ("今年", "开局之年")),
-    (r"speech|speaker|who gave|director|bureau|gu wei", ("温州市科技局局长顾威",)),
+    (r"who (gave|made|delivered|wrote)|speaker|author|gu wei|director", ("温州市科技局局长顾威",)),
     (r"innovation system|innovation ecosystem", ("创新体系",)),
     (r"innovation|innovative", ("创新",)),
     (r"science|technolog|\btech\b", ("科技",)),
