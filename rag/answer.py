@@ -235,7 +235,7 @@ def _join_quotes(cits: tuple[Citation, ...], script: str) -> str:
 
 def _where_en(cits: tuple[Citation, ...]) -> str:
     ph = phrases()["en"]
-    ps = sorted({c.chunk.paragraph for c in cits})
+    ps = sorted({c.chunk.paragraph + 1 for c in cits})  # 1-based for readers, as in the app
     if len(ps) == 1:
         return ph["where_one"].format(p=ps[0])
     return ph["where_many"].format(ps=", ".join(map(str, ps[:-1])) + f" and {ps[-1]}")
@@ -262,6 +262,12 @@ class ExtractiveEngine:
     def answer(self, question: str, query: str, hits: list[Hit], script: str,
                history: list[tuple[str, str]]) -> Draft:
         ranked = rank_units(self.sidx, query, hits, asks_list(question))
+        if hits and asks_for(question) == "person" and not content_terms(question) and _META.search(question):
+            # "这篇讲话是谁讲的？": the byline, the first line of the document the passages come from
+            byline = self.sidx.by_doc[hits[0].chunk.doc_id][0]
+            chunk = next(c for c in self.sidx.index.chunks if c.doc_id == byline.doc_id and c.start <= byline.start
+                         and byline.end <= c.end)
+            ranked = [Scored(byline, chunk, 1.0, 1.0)] + ranked
         n = ordinal(question)
         if n and history:
             draft = self._ordinal(n, history, ranked, script)
@@ -323,7 +329,8 @@ def assess(sidx: SentenceIndex, question: str, query: str, hits: list[Hit], sett
     kind = asks_for(question)
     topic, _ = topic_of(query, sidx)
     reason = f"coverage {cov:.2f}, dense {dense:.3f}"
-    if kind:
+    meta_person = kind == "person" and not content_terms(question) and bool(_META.search(question))
+    if kind and not meta_person:  # the byline names the speaker of the speech itself
         ranked = rank_units(sidx, query, hits)[:3]
         if topic and kind == "person":
             ranked = [s for s in ranked if topic in s.unit.norm]  # the person must be named with the topic

@@ -170,11 +170,13 @@ class Pipeline:
             return self._answer(q, draft, (), verdict, out_script, q, t0, t1, t1)
         effective = injection.question or q
         query = None
-        if turns and self.settings.condense_with_llm and hasattr(self.engine, "condense") and is_follow_up(effective, turns):
+        vocabulary = self.extractive.sidx.corpus_norm
+        if (turns and self.settings.condense_with_llm and hasattr(self.engine, "condense")
+                and is_follow_up(effective, turns, vocabulary)):
             standalone = self.engine.condense(effective, turns)
             if standalone:
-                query = retrieval_query(standalone, [])
-        query = query or retrieval_query(effective, turns)
+                query = retrieval_query(standalone, [], vocabulary)
+        query = query or retrieval_query(effective, turns, vocabulary)
         hits = self.retriever.retrieve(query, k or self.settings.top_k)
         verdict = assess(self.extractive.sidx, effective, query, hits, self.settings)
         return _Prepared(q, effective, turns, out_script, query, hits, verdict, t0, time.perf_counter())

@@ -165,7 +165,7 @@ def coverage(terms: list[str], vocabulary_text: str) -> tuple[float, list[str]]:
 # --- follow-ups ---------------------------------------------------------------------------------------------
 _REFERS_BACK = re.compile(
     r"那个|这个|那些|这些|它|他|她|其中|第[一二三四五六七八九十0-9]+个|上面|刚才|前面|之前说|那.{0,6}呢|呢[？?]?$|还有呢|具体呢|"
-    r"^[这那它他她这個那個]|^(那|还有|除了)|"
+    r"^[这那它他她這那個]|^(那|还有|還有|除了)|这块|那块|這塊|那塊|这方面|那方面|这里面|"
     r"\b(it|its|that|this|they|them|those|the other|the first|the second|the third|and what|what about)\b",
     re.IGNORECASE,
 )
@@ -173,12 +173,16 @@ _ORDINAL = re.compile(r"第([一二三四五六七八九十0-9]+)(个|项|条|�
 _CN_NUM = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9, "十": 10}
 
 
-def is_follow_up(question: str, history: list[tuple[str, str]]) -> bool:
-    """A question that needs the conversation: it refers back, or is very short, and there is history."""
+def is_follow_up(question: str, history: list[tuple[str, str]], vocabulary: str = "") -> bool:
+    """A question that needs the conversation: it refers back (那个, 其中, 它, …呢, it, that…), or it is short and
+    names no topic of its own ("规模多大？"). "甌江實驗室是什麼" is short but stands alone."""
     if not history:
         return False
+    if _REFERS_BACK.search(question):
+        return True
     short = len(normalize(question)) <= 8 if detect_script(question) != "en" else len(question.split()) <= 4
-    return bool(_REFERS_BACK.search(question)) or short
+    own = [t for t in content_terms(question) if not vocabulary or t in vocabulary]
+    return short and not own
 
 
 def ordinal(question: str) -> int | None:
@@ -194,11 +198,11 @@ def ordinal(question: str) -> int | None:
     return _CN_NUM.get(n)
 
 
-def retrieval_query(question: str, history: list[tuple[str, str]]) -> str:
+def retrieval_query(question: str, history: list[tuple[str, str]], vocabulary: str = "") -> str:
     """The text retrieval searches with: the question, the previous user turn for follow-ups, and the
     glossary's Chinese terms for English questions."""
     parts = [question]
-    if is_follow_up(question, history):
+    if is_follow_up(question, history, vocabulary):
         parts.insert(0, history[-1][0])
     if detect_script(question) == "en":
         parts.extend(english_terms(" ".join(parts)))
