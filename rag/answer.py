@@ -15,7 +15,7 @@ from typing import Protocol
 
 from .chunking import sentences
 from .glossary import english_name
-from .query import (SYNONYMS, asks_for, asks_list, content_terms, coverage, has_evidence, is_follow_up, ordinal)
+from .query import (SYNONYMS, asks_for, asks_list, attribute, content_terms, coverage, has_evidence, ordinal)
 from .settings import ROOT, Settings
 from .store import LoadedIndex
 from .text import normalize, s2t, t2s
@@ -353,8 +353,8 @@ def refusal(sidx: SentenceIndex, question: str, query: str, hits: list[Hit], scr
         return Draft(ph["off_topic"], (), refused=True)
     ranked = rank_units(sidx, query, hits)
     cits = _citations(sorted(ranked[:1], key=lambda s: s.unit.start))
-    topic_zh, missing = topic_of(query, sidx)
-    detail = next((m for m in missing if m not in topic_zh), "")
+    topic_zh, _ = topic_of(query, sidx)
+    detail = attribute(question)
     if script == "en":
         topic = english_name(t2s(query)) or ph["topic_default"]
         detail_en = {"quantity": "figures", "time": "dates", "person": "names", "named": "names",

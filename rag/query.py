@@ -60,15 +60,29 @@ EVIDENCE = {
     "person": re.compile(r"(局长|主任|院长|市长|书记|院士|教授|主席)[\u4e00-\u9fff]{2,3}"),
     "procedure": re.compile(r"申请|申报|办理|受理|窗口|提交|流程|手续|条件|材料|报名|网址|热线|电话"),
 }
-_LIST_RE = re.compile(r"哪些|哪几|有什么|有啥|都有|包括|包含|分别|几大|列举|列出|什么(内容|举措|措施|方面|体系)|what are|which are|list|name the|include", re.IGNORECASE)
+_LIST_RE = re.compile(r"哪些|哪几|哪[一二三四五六七八九十两]+(个|项|条|种|大)|列一下|列个|列下|有什么|有啥|都有|包括|包含|分别|几大|列举|列出|什么(内容|举措|措施|方面|体系)|what are|which are|list|name the|include", re.IGNORECASE)
 
 
 def asks_for(question: str) -> str:
     """The kind of fact a question asks for: quantity, time, person, named, procedure, or '' (general)."""
     for kind in ("procedure", "time", "named", "person", "quantity"):
-        if _ASKS_RE[kind].search(question):
+        m = _ASKS_RE[kind].search(question)
+        if m and kind == "quantity" and m.group(0).startswith("几") and asks_list(question):
+            continue  # "几个大目标列一下" asks for the list, not for a count
+        if m:
             return kind
     return ""
+
+
+_ATTRIBUTE = re.compile(
+    r"年利率|利率|利息|费率|额度|金额|规模|预算|补贴标准|补贴|奖金|奖励标准|奖励|目标值|比例|截止时间|截止日期|申请时间|"
+    r"时间表|期限|日期|主任|负责人|院长|名单|申请条件|条件|门槛|申请材料|材料|申请流程|流程|办理地点|地址|电话|网址|入口|联系方式")
+
+
+def attribute(question: str) -> str:
+    """The attribute a question asks about in the document's terms (利率, 额度, 主任…), or ''."""
+    m = _ATTRIBUTE.search(normalize(question))
+    return m.group(0) if m else ""
 
 
 def asks_list(question: str) -> bool:
