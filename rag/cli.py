@@ -88,7 +88,7 @@ def cmd_batch(args) -> int:
     pipe = _pipeline(args)
     src = Path(args.input)
     try:
-        lines = src.read_text(encoding="utf-8").splitlines()
+        lines = src.read_text(encoding="utf-8").split("\n")  # not splitlines(): U+2028 may sit inside a JSON string
     except (OSError, UnicodeDecodeError) as exc:
         raise RagError(f"cannot read {src} ({exc})") from None
     bad = 0

@@ -16,7 +16,8 @@ from .types import Answer, Answerability
 
 log = logging.getLogger(__name__)
 History = Sequence[Sequence[str]]
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+# control, zero-width and direction characters, and lone surrogates (which no encoder accepts)
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff\ud800-\udfff]")
 
 
 def clean_question(question: object, max_chars: int) -> str:
@@ -36,6 +37,8 @@ def clean_question(question: object, max_chars: int) -> str:
 
 def clean_history(history: History | None, max_turns: int, max_chars: int) -> list[tuple[str, str]]:
     """The last `max_turns` well-formed [user, assistant] pairs, control characters stripped."""
+    if history is not None and not isinstance(history, (list, tuple)):
+        raise InputError("history must be a list of [user, assistant] pairs")
     out = []
     for turn in list(history or [])[-max_turns:] if max_turns else []:
         if not isinstance(turn, (list, tuple)) or len(turn) != 2:

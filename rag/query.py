@@ -146,10 +146,12 @@ def _domain_jieba():
 
 def content_terms(question: str) -> list[str]:
     """Topic words of a question on t2s text (jieba words minus stop words; English via the glossary)."""
-    if detect_script(question) == "en":
-        return english_terms(question)
     norm = normalize(question)
     words = []
+    if detect_script(question) == "en":
+        # English words through the glossary, and any Chinese term the question names ("Tell me about 瓯江实验室")
+        words = english_terms(question)
+        norm = "".join(re.findall(f"[{CJK}]+", norm))
     for w in _domain_jieba().lcut(norm):
         if w in STOP or not re.search(f"[{CJK}0-9a-z]", w):
             continue

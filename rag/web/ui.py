@@ -154,8 +154,9 @@ def build_ui(pipeline: Pipeline, settings: Settings, feedback_store: FeedbackSto
             question = clean_question(text, settings.max_question_chars)
         except InputError:
             shown = text.strip()[:80] + ("…" if len(text.strip()) > 80 else "")
-            messages += [_message("user", render.chat_text(shown)), _message("assistant", render.notice_message(
-                f"问题太长了（上限 {settings.max_question_chars} 字），请一次只问一个要点。"))]
+            notice = (f"问题太长了（上限 {settings.max_question_chars} 字），请一次只问一个要点。"
+                      if len(text.strip()) > settings.max_question_chars else "问题是空的，请输入一个关于讲话内容的问题。")
+            messages += [_message("user", render.chat_text(shown)), _message("assistant", render.notice_message(notice))]
             yield out()
             return
         wait = limiter.hit(_client(request))
