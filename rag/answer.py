@@ -112,10 +112,11 @@ class SentenceIndex:
         for u in self.units:
             self.by_doc.setdefault(u.doc_id, []).append(u)
         self._pos = {(u.doc_id, u.start): i for i, u in enumerate(self.units)}
-        self._vectors = None
+        stored = index.sentence_vectors
+        self._vectors = stored if stored is not None and len(stored) == len(self.units) else None
 
     def dense(self, query: str, units: list[Unit]) -> list[float]:
-        """Cosine of each unit to the query (unit vectors embedded once, on first use)."""
+        """Cosine of each unit to the query (unit vectors from the index; embedded on first use if absent)."""
         if self.embedder is None or not units:
             return [0.0] * len(units)
         if self._vectors is None:

@@ -51,6 +51,7 @@ class Settings:
     rrf_k: int = 60
     vector_index: str = "auto"
     hnsw_threshold: int = 50_000
+    hnsw_ef_search: int = 128  # HNSW search breadth: recall against latency (bench.scale measures both)
     reranker_model: str | None = None
     rerank_top_n: int = 20
     # answering
@@ -97,6 +98,7 @@ class Settings:
         need(self.rrf_k >= 1, "rrf_k", "use a positive number")
         need(self.vector_index in VECTOR_INDEXES, "vector_index", f"choose one of {VECTOR_INDEXES}")
         need(self.hnsw_threshold >= 1, "hnsw_threshold", "use a positive number of chunks")
+        need(self.hnsw_ef_search >= 1, "hnsw_ef_search", "use a positive number")
         need(self.rerank_top_n >= 1, "rerank_top_n", "use a positive number")
         need(self.answer_engine in ENGINES, "answer_engine", f"choose one of {ENGINES}")
         need(1 <= self.max_answer_sentences <= 10, "max_answer_sentences", "use 1 to 10")

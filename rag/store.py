@@ -4,6 +4,7 @@ Layout of an index folder (no pickle anywhere):
     manifest.json     corpus hashes, cleaning/chunking parameters, embedder, versions, build time, counts
     documents.jsonl   the cleaned documents every offset points into
     chunks.jsonl      one chunk per line, row i of the vector store
+    sentences.npy     the vector of every answer sentence, in document order (the extractive engine's scoring)
     vectors.faiss     FAISS inner-product index over normalised vectors
     lexical/          bm25s arrays and vocabulary
 A build writes a sibling temporary folder and renames it into place, so a crash never leaves half an index.
@@ -22,7 +23,7 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from .chunking import chunk_corpus
+from .chunking import chunk_corpus, sentences
 from .embeddings import Embedder
 from .errors import IndexCorruptError, IndexMissingError, IndexStaleError, RagError
 from .ingest import corpus_hashes, load_corpus
@@ -32,7 +33,7 @@ from .text import CLEANING_VERSION
 from .types import Chunk, Document
 
 log = logging.getLogger(__name__)
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: sentences.npy
 
 
 class VectorStore(Protocol):
@@ -62,7 +63,7 @@ class FaissStore:
         return self._kind
 
     @classmethod
-    def build(cls, vectors: np.ndarray, kind: str = "flat", hnsw_m: int = 32) -> "FaissStore":
+    def build(cls, vectors: np.ndarray, kind: str = "flat", hnsw_m: int = 32, ef_search: int = 128) -> "FaissStore":
         import faiss
 
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
@@ -70,7 +71,7 @@ class FaissStore:
         if kind == "hnsw":
             index = faiss.IndexHNSWFlat(dim, hnsw_m, faiss.METRIC_INNER_PRODUCT)
             index.hnsw.efConstruction = 80
-            index.hnsw.efSearch = 64
+            index.hnsw.efSearch = ef_search
         else:
             index = faiss.IndexFlatIP(dim)
         index.add(vectors)
@@ -93,10 +94,13 @@ class FaissStore:
         faiss.write_index(self._index, str(folder / self.FILE))
 
     @classmethod
-    def load(cls, folder: Path, kind: str) -> "FaissStore":
+    def load(cls, folder: Path, kind: str, ef_search: int = 128) -> "FaissStore":
         import faiss
 
-        return cls(faiss.read_index(str(folder / cls.FILE)), kind)
+        index = faiss.read_index(str(folder / cls.FILE))
+        if kind == "hnsw":
+            faiss.downcast_index(index).hnsw.efSearch = ef_search
+        return cls(index, kind)
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,7 @@ class LoadedIndex:
     chunks: tuple[Chunk, ...]
     vectors: VectorStore
     lexical: LexicalIndex
+    sentence_vectors: np.ndarray | None = None
 
 
 def expected_manifest(settings: Settings, embedder_name: str) -> dict:
@@ -153,10 +158,12 @@ def build_index(settings: Settings, embedder: Embedder, progress: Callable[[str]
     say(f"{len(docs)} documents, {len(chunks)} chunks; embedding with {embedder.name}")
     texts = [passage_text(c, settings.embed_heading) for c in chunks]
     vectors = _embed_with_progress(embedder, texts, say)
+    sentence_texts = [d.text[s:e] for d in docs for _, s, e in sentences(d, settings.max_clause_chars)]
+    sentence_vectors = _embed_with_progress(embedder, sentence_texts, say)
     kind = settings.vector_index
     if kind == "auto":
         kind = "hnsw" if len(chunks) >= settings.hnsw_threshold else "flat"
-    store = FaissStore.build(vectors, kind)
+    store = FaissStore.build(vectors, kind, ef_search=settings.hnsw_ef_search)
     lexical = LexicalIndex.build([c.text for c in chunks], settings.lexical_tokenizer)
     manifest = expected_manifest(settings, embedder.name) | {
         "dim": int(vectors.shape[1]),
@@ -178,6 +185,7 @@ def build_index(settings: Settings, embedder: Embedder, progress: Callable[[str]
             for c in chunks:
                 f.write(json.dumps(asdict(c), ensure_ascii=False) + "\n")
         store.save(tmp)
+        np.save(tmp / "sentences.npy", sentence_vectors.astype(np.float32), allow_pickle=False)
         (tmp / "lexical").mkdir()
         lexical.save(tmp / "lexical")
         (tmp / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
@@ -254,8 +262,9 @@ def load_index(settings: Settings, embedder_name: str) -> LoadedIndex:
                 documents[d.id] = d
         with open(folder / "chunks.jsonl", encoding="utf-8") as f:
             chunks = tuple(Chunk(**json.loads(line)) for line in f)
-        vectors = FaissStore.load(folder, manifest.get("vector_index", "flat"))
+        vectors = FaissStore.load(folder, manifest.get("vector_index", "flat"), settings.hnsw_ef_search)
         lexical = LexicalIndex.load(folder / "lexical", manifest["lexical_tokenizer"])
+        sentence_vectors = np.load(folder / "sentences.npy", allow_pickle=False)
     except RagError:
         raise
     except Exception as exc:  # truncated JSON, bad FAISS header, missing arrays: all mean "rebuild"
@@ -265,6 +274,9 @@ def load_index(settings: Settings, embedder_name: str) -> LoadedIndex:
         problems.append(f"{len(chunks)} chunks, {len(vectors)} vectors, manifest says {manifest.get('count')}")
     if lexical.size != len(chunks):
         problems.append(f"lexical index has {lexical.size} rows")
+    n_sentences = sum(len(sentences(d, settings.max_clause_chars)) for d in documents.values())
+    if sentence_vectors.shape != (n_sentences, manifest.get("dim")):
+        problems.append(f"sentence vectors have shape {sentence_vectors.shape}, expected ({n_sentences}, {manifest.get('dim')})")
     for c in chunks:
         doc = documents.get(c.doc_id)
         if doc is None or doc.text[c.start : c.end] != c.text:
@@ -272,4 +284,4 @@ def load_index(settings: Settings, embedder_name: str) -> LoadedIndex:
             break
     if problems:
         raise IndexCorruptError(f"index at {folder} is inconsistent ({'; '.join(problems)}); rebuild with `python -m rag build`")
-    return LoadedIndex(folder, manifest, documents, chunks, vectors, lexical)
+    return LoadedIndex(folder, manifest, documents, chunks, vectors, lexical, sentence_vectors)

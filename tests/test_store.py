@@ -25,7 +25,7 @@ def built(tmp_path):
 def test_build_writes_all_files_no_pickle(built):
     folder = built.index_dir
     names = {p.name for p in folder.iterdir()}
-    assert {"manifest.json", "chunks.jsonl", "documents.jsonl", "vectors.faiss", "lexical"} <= names
+    assert {"manifest.json", "chunks.jsonl", "documents.jsonl", "vectors.faiss", "sentences.npy", "lexical"} <= names
     assert not list(folder.rglob("*.pkl")) and not list(folder.rglob("*.pickle"))
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["embedder"] == EMB.name and manifest["dim"] == 384
@@ -33,6 +33,10 @@ def test_build_writes_all_files_no_pickle(built):
     assert manifest["count"] == len((folder / "chunks.jsonl").read_text().splitlines())
     index = load_index(built, EMB.name)
     assert len(index.vectors) == len(index.chunks) == manifest["count"]
+    from rag.chunking import sentences
+
+    n_units = sum(len(sentences(d, built.max_clause_chars)) for d in index.documents.values())
+    assert index.sentence_vectors.shape == (n_units, 384)
     assert not any("(" in c.text or "□" in c.text for c in index.chunks)
 
 
@@ -55,7 +59,8 @@ def test_stale_when_settings_or_embedder_or_corpus_change(built, tmp_path):
         load_index(moved, EMB.name)
 
 
-@pytest.mark.parametrize("damage", ["truncate_chunks", "garbage_faiss", "bad_manifest", "drop_lexical", "edit_chunk"])
+@pytest.mark.parametrize("damage", ["truncate_chunks", "garbage_faiss", "bad_manifest", "drop_lexical", "edit_chunk",
+                                    "short_sentences"])
 def test_corrupt_index_detected_and_rebuilt(built, damage):
     folder = built.index_dir
     if damage == "truncate_chunks":
@@ -67,6 +72,10 @@ def test_corrupt_index_detected_and_rebuilt(built, damage):
         (folder / "manifest.json").write_text("{truncated")
     elif damage == "drop_lexical":
         shutil.rmtree(folder / "lexical")
+    elif damage == "short_sentences":
+        import numpy as np
+
+        np.save(folder / "sentences.npy", np.load(folder / "sentences.npy")[:3], allow_pickle=False)
     else:
         lines = (folder / "chunks.jsonl").read_text(encoding="utf-8").splitlines()
         row = json.loads(lines[1])
@@ -113,3 +122,18 @@ def test_corpus_is_a_folder_of_documents(tmp_path):
     assert set(pipe.index.documents) == {"wenzhou-2023-sci-tech-plan", "second"}
     assert pipe.index.documents["second"].title == "杭州人工智能政策"
     assert pipe.ask("杭州人工智能创新中心").hits[0].chunk.doc_id == "second"
+
+
+def test_hnsw_index_by_setting(tmp_path):
+    settings = make_settings(tmp_path / "h", vector_index="hnsw", hnsw_ef_search=16)
+    build_index(settings, EMB)
+    index = load_index(settings, EMB.name)
+    assert index.manifest["vector_index"] == "hnsw" and index.vectors.kind == "hnsw"
+    import faiss
+
+    assert faiss.downcast_index(index.vectors._index).hnsw.efSearch == 16
+    auto = make_settings(tmp_path / "a", hnsw_threshold=5)  # auto switches to HNSW above the threshold
+    build_index(auto, EMB)
+    assert load_index(auto, EMB.name).manifest["vector_index"] == "hnsw"
+    pipe = Pipeline.from_settings(settings)
+    assert "科創指數貸" in pipe.ask("科创指数贷是什么").hits[0].chunk.text
