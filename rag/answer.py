@@ -112,6 +112,7 @@ class SentenceIndex:
         for u in self.units:
             self.by_doc.setdefault(u.doc_id, []).append(u)
         self._pos = {(u.doc_id, u.start): i for i, u in enumerate(self.units)}
+        self._grams = [frozenset(_bigrams(u.norm)) for u in self.units]
         stored = index.sentence_vectors
         self._vectors = stored if stored is not None and len(stored) == len(self.units) else None
 
@@ -134,7 +135,7 @@ class SentenceIndex:
         total = sum(self.idf.get(g, 0.0) for g in query_grams)
         if total <= 0:
             return 0.0
-        have = set(_bigrams(unit.norm))
+        have = self._grams[self._pos[(unit.doc_id, unit.start)]]
         return sum(self.idf.get(g, 0.0) for g in query_grams if g in have) / total
 
 

@@ -1,6 +1,7 @@
 """Question analysis: injections, what is asked for, content words, follow-ups → the retrieval query."""
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -146,6 +147,11 @@ def _domain_jieba():
 
 def content_terms(question: str) -> list[str]:
     """Topic words of a question on t2s text (jieba words minus stop words; English via the glossary)."""
+    return list(_content_terms(question))
+
+
+@functools.lru_cache(maxsize=2048)
+def _content_terms(question: str) -> tuple[str, ...]:
     norm = normalize(question)
     words = []
     if detect_script(question) == "en":
@@ -160,7 +166,7 @@ def content_terms(question: str) -> list[str]:
         if re.fullmatch(r"[a-z]+", w) and re.search(f"[{CJK}]", norm):
             continue  # Latin words beside Chinese (an English question's glossary expansion)
         words.append(w)
-    return list(dict.fromkeys(words))
+    return tuple(dict.fromkeys(words))
 
 
 def coverage(terms: list[str], vocabulary_text: str) -> tuple[float, list[str]]:

@@ -103,6 +103,7 @@ def cjk_count(text: str) -> int:
     return len(re.findall(f"[{CJK}]", text))
 
 
+@functools.lru_cache(maxsize=4096)
 def detect_script(text: str) -> str:
     """'hans', 'hant' or 'en' (Latin or no Chinese): the script a question is written in, judged on its first
     sentence with letters (a Chinese question followed by an English aside is Chinese)."""
