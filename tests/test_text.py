@@ -6,7 +6,7 @@ import re
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rag.text import (CJK, clean, detect_script, find_artifacts, normalize, s2t, sentence_spans, split_sentences,
+from rag.text import (CJK, clean, detect_script, find_artifacts, normalize, s2t, split_sentences,
                       t2s, to_script, tokenize)
 
 PINYIN = re.compile(r"\([a-zāáǎàēéěèīíǐìōóǒòūúǔùǖǘǚǜü]+\)")
@@ -79,19 +79,6 @@ def test_sentence_splitter(document):
     # the eight 抓手 clause survives whole in the real document
     sents = split_sentences(document.text)
     assert any("推進科技戰略平臺建設" in s and "科技金融發展" in s for s in sents)
-
-
-@given(st.text(alphabet=st.sampled_from(list("溫州科技創新。，,；!?“”「」 \nab12")), max_size=300),
-       st.integers(min_value=10, max_value=80))
-def test_sentence_spans_are_exact_and_ordered(text, limit):
-    spans = sentence_spans(text, limit)
-    prev = 0
-    for s, e in spans:
-        assert prev <= s < e <= len(text)
-        assert text[s:e] == text[s:e].strip()
-        prev = e
-    covered = "".join(text[s:e] for s, e in spans)
-    assert re.sub(r"\s", "", covered) == re.sub(r"\s", "", text)
 
 
 @given(st.text(max_size=200))
