@@ -7,6 +7,7 @@ import html.parser
 import json
 import logging
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -79,6 +80,32 @@ def test_docs_and_page_are_served(client):
     page = client.get("/")
     assert page.status_code == 200 and "<html" in page.text.lower()
     assert client.get("/gradio_api/info").status_code in (200, 404)  # gradio's own routes live under /gradio_api
+
+
+def test_docs_work_offline(client):
+    """/docs is Swagger UI served from the app itself: no CDN, no absolute URL, every asset answers here."""
+    r = client.get("/docs")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    page = r.text
+    for outside in ("cdn.", "jsdelivr", "unpkg", "http://", "https://", "//fonts.", "validator.swagger"):
+        assert outside not in page, outside
+    refs = re.findall(r'(?:src|href)="([^"]*)"', page)
+    assert refs and all(ref.startswith("/") and not ref.startswith("//") for ref in refs), refs
+    assert "url: '/openapi.json'" in page
+    wanted = {".js": "javascript", ".css": "text/css", ".png": "image/png"}
+    assert {os.path.splitext(ref)[1] for ref in refs} == set(wanted)
+    for ref in refs:
+        asset = client.get(ref)
+        assert asset.status_code == 200 and asset.content, ref
+        assert wanted[os.path.splitext(ref)[1]] in asset.headers["content-type"], (ref, asset.headers)
+    bundle = client.get(next(ref for ref in refs if ref.endswith(".js"))).text
+    assert "SwaggerUIBundle" in bundle
+    # FastAPI's spec is OpenAPI 3.1, which Swagger UI renders from version 5 on (4 shows "Unable to render")
+    assert re.search(r'PACKAGE_VERSION:"5\.\d+\.\d+"', bundle)
+    assert client.get("/docs-assets/no-such-file.js").status_code == 404
+    spec = client.get("/openapi.json").json()
+    assert "/api/ask" in spec["paths"] and "/docs" not in spec["paths"] and spec["openapi"].startswith("3.1")
+    assert client.get("/redoc").status_code == 404  # ReDoc would load from a CDN: it is off
 
 
 def test_document_route(client, pipeline):

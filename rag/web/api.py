@@ -16,11 +16,15 @@ from contextlib import asynccontextmanager
 from typing import Any, Literal
 
 import anyio
+from pathlib import Path
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
+import fastapi_offline
 
 from ..errors import (EmbedderError, IndexCorruptError, IndexMissingError, IndexStaleError, InputError, LLMError,
                       RagError)
@@ -36,6 +40,8 @@ MAX_BODY_BYTES = 1 << 20  # a question, a capped history and some slack; anythin
 MAX_QUEUED_PER_WORKER = 16  # API requests allowed to wait per pipeline slot before the API answers 503
 _REQUEST_ID = contextvars.ContextVar("request_id", default="-")
 _GOOD_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+DOCS_ASSETS = "/docs-assets"  # Swagger UI 5's files, shipped in the fastapi-offline wheel: /docs calls no CDN
+DOCS_FILES = Path(fastapi_offline.__file__).parent / "static"
 
 
 def request_id() -> str:
@@ -225,7 +231,7 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None, *, feedback
     app = FastAPI(title="温州科技创新规划问答 API", version="1.0",
                   description="Questions about the Wenzhou 2023 science-and-technology plan, answered from the "
                               "document with numbered citations. The chat page is at /.",
-                  lifespan=lifespan)
+                  lifespan=lifespan, docs_url=None, redoc_url=None)  # /docs is served below, offline
     app.state.settings = settings
     app.state.pipeline = pipeline
     app.state.feedback = feedback
@@ -347,6 +353,19 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None, *, feedback
             raise HTTPException(404, f"no document {doc_id!r}; known: {sorted(pipeline.index.documents)[:20]} "
                                      "(找不到该文件)")
         return {"id": doc.id, "title": doc.title, "text": doc.text}
+
+    # --- the API docs: Swagger UI from local files (the default page loads it from a CDN) -----------------
+    app.mount(DOCS_ASSETS, StaticFiles(directory=str(DOCS_FILES)), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "").rstrip("/")
+        return get_swagger_ui_html(
+            openapi_url=f"{root}{app.openapi_url}", title=f"{app.title} — docs",
+            swagger_js_url=f"{root}{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{DOCS_ASSETS}/favicon.png",
+            swagger_ui_parameters={"validatorUrl": None})  # no badge fetched from validator.swagger.io
 
     # --- the page, mounted last ------------------------------------------------------------------------
     from .ui import build_ui, mount  # imports gradio (about 3 s)
