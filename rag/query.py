@@ -61,7 +61,7 @@ EVIDENCE = {
     "person": re.compile(r"(局长|主任|院长|市长|书记|院士|教授|主席)[\u4e00-\u9fff]{2,3}"),
     "procedure": re.compile(r"申请|申报|办理|受理|窗口|提交|流程|手续|条件|材料|报名|网址|热线|电话"),
 }
-_LIST_RE = re.compile(r"哪些|哪几|哪[一二三四五六七八九十两]+(个|项|条|种|大)|列一下|列个|列下|有什么|有啥|都有|包括|包含|分别|几大|列举|列出|什么(内容|举措|措施|方面|体系)|what are|which are|list|name the|include", re.IGNORECASE)
+_LIST_RE = re.compile(r"几(个|项|条|种|大|方面)|多少(个|项|条|种|方面)|how many|哪些|哪几|哪[一二三四五六七八九十两]+(个|项|条|种|大)|列一下|列个|列下|有什么|有啥|都有|包括|包含|分别|几大|列举|列出|什么(内容|举措|措施|方面|体系)|what are|which are|list|name the|include", re.IGNORECASE)
 
 
 def asks_for(question: str) -> str:
@@ -91,6 +91,9 @@ def asks_list(question: str) -> bool:
     return bool(_LIST_RE.search(question))
 
 
+_COUNT_OF_ITEMS = re.compile(r"几(个|项|条|种|大|方面)|多少(个|项|条|种|方面)|how many")
+
+
 def has_evidence(kind: str, passage: str, question: str) -> bool:
     """Whether a passage contains a fact of the asked kind that the question does not already state."""
     norm_p, norm_q = normalize(passage), normalize(question)
@@ -103,6 +106,8 @@ def has_evidence(kind: str, passage: str, question: str) -> bool:
             return False
         names = re.findall(rf"[\u4e00-\u9fff]{{2,6}}{noun}", norm_p)
         return any(n not in norm_q and not re.search(r"[一二三四五六七八九十]" + noun + "$", n) for n in names)
+    if kind == "quantity" and _COUNT_OF_ITEMS.search(norm_q) and len(re.findall("、", norm_p)) >= 2:
+        return True  # "几个体系？": the count can be read off the enumeration
     pattern = EVIDENCE.get(kind)
     if pattern is None:
         return True

@@ -47,6 +47,18 @@ def test_the_eight_levers_come_out_whole(pipeline, document):
         assert item in normalize(a.text)
 
 
+@pytest.mark.parametrize("question,items", [
+    ("温州有几个科技创新抓手？", ["科技战略平台建设", "科技金融发展"]),
+    ("温州要打造几个创新体系？", ["新型实验室体系", "产业孵化体系", "技术创新体系"]),
+    ("今年是八八战略实施多少周年？", ["20周年"]),
+])
+def test_counts_are_answered_from_the_text(pipeline, question, items):
+    a = pipeline.ask(question)
+    assert not a.refused
+    for item in items:
+        assert item in normalize(a.text)
+
+
 @pytest.mark.parametrize("question,detail", [
     ("科创指数贷利率多少啊", "利率"),
     ("科创指数贷申请截止到什么时候", ""),
