@@ -129,7 +129,7 @@ def test_follow_ups_use_the_history(pipeline):
     a = pipeline.ask("那个贷款产品叫啥？", history)
     assert "科创指数贷" in normalize(a.text) and "科技金融" in a.retrieval_query
     alone = pipeline.ask("那个贷款产品叫啥？")
-    assert alone.retrieval_query == "那个贷款产品叫啥？"
+    assert alone.retrieval_query.startswith("那个贷款产品叫啥？") and "科技金融" not in alone.retrieval_query
     levers = pipeline.ask("八大抓手是哪些？")
     third = pipeline.ask("其中第三个是什么？", [["八大抓手是哪些？", levers.text]])
     assert "企业技术改造" in normalize(third.text).split("原文")[0]
@@ -137,13 +137,19 @@ def test_follow_ups_use_the_history(pipeline):
     assert amount.refused
     # a short question with its own topic stands alone, whatever came before
     own = pipeline.ask("甌江實驗室是什麼", [["科创指数贷的利率是多少", "讲话中没有提到科创指数贷的利率。"]])
-    assert own.retrieval_query == "甌江實驗室是什麼" and "甌江實驗室" in own.text
+    assert own.retrieval_query.startswith("甌江實驗室是什麼") and "利率" not in own.retrieval_query
+    assert "甌江實驗室" in own.text
 
 
 @pytest.mark.parametrize("question", ["这篇讲话是谁讲的啊？", "讲话是谁做的", "Who gave this speech?"])
 def test_who_gave_the_speech_is_the_byline(pipeline, question):
     a = pipeline.ask(question)
     assert not a.refused and "顾威" in normalize(a.text) and a.citations[0].chunk.paragraph == 0
+
+
+def test_colloquial_words_reach_the_documents_terms(pipeline):
+    a = pipeline.ask("我们小企业想贷款有什么政策")
+    assert "科创指数贷" in a.retrieval_query and "科创指数贷" in normalize(a.text)
 
 
 def test_answer_json_is_complete(pipeline):
