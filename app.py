@@ -55,8 +55,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     host = args.host
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{args.port}/"
+    # keep-alive longer than uvicorn's 5 s: under load a client's pooled connection can sit idle that long, and a
+    # server-side close then surfaces as a transport error on its next request
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=args.port, log_level="info", access_log=False,
-                                           timeout_graceful_shutdown=5))
+                                           timeout_graceful_shutdown=5, timeout_keep_alive=30))
     threading.Thread(target=_announce_when_up, args=(server, url), daemon=True).start()
     server.run()
     return 0 if server.started else 1
