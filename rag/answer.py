@@ -15,7 +15,7 @@ from typing import Protocol
 
 from .chunking import sentences
 from .glossary import english_name
-from .query import (SYNONYMS, asks_for, asks_list, attribute, content_terms, coverage, has_evidence, ordinal)
+from .query import (asks_for, asks_list, attribute, content_terms, coverage, has_evidence, ordinal, synonyms)
 from .settings import ROOT, Settings
 from .store import LoadedIndex
 from .text import normalize, s2t, t2s
@@ -140,14 +140,8 @@ class SentenceIndex:
 
 
 def query_terms(query: str) -> list[str]:
-    """Content terms of a retrieval query plus their in-document synonyms."""
-    terms = content_terms(query)
-    out = list(terms)
-    for t in terms:
-        for key, expansion in SYNONYMS.items():
-            if key in t:
-                out.extend(expansion.split())
-    return list(dict.fromkeys(out))
+    """Content terms of a retrieval query plus the document's terms for its colloquial words."""
+    return list(dict.fromkeys(content_terms(query) + synonyms(query)))
 
 
 @dataclass(frozen=True)
@@ -288,8 +282,6 @@ class ExtractiveEngine:
     def _ordinal(self, n: int, history, ranked: list[Scored], script: str) -> Draft | None:
         """'其中第三个呢？' after a list: the n-th item of the enumeration the previous answer quoted."""
         previous = normalize(history[-1][1] + " " + history[-1][0])
-        for s in ranked[:8] + [Scored(u, ranked[0].chunk, 0, 0) for u in []]:
-            pass
         for u in self.sidx.units:
             if not _is_enumeration(u.text) or not any(seg in previous for seg in re.split("[、，,]", u.norm) if len(seg) >= 4):
                 continue

@@ -7,11 +7,14 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
 
+from .answer import Draft, ExtractiveEngine, assess, phrases, refusal
 from .embeddings import Embedder, resolve_embedder
 from .errors import IndexCorruptError, IndexMissingError, IndexStaleError, InputError
 from .retrieve import CrossEncoderReranker, Retriever
 from .settings import Settings
+from .query import is_follow_up, retrieval_query, strip_injection
 from .store import LoadedIndex, build_index, load_index
+from .text import detect_script
 from .types import Answer, Answerability
 
 log = logging.getLogger(__name__)
@@ -93,8 +96,6 @@ class Pipeline:
         self.index = index
         cached = _CachedQueries(embedder)
         self.retriever = Retriever(index, cached, settings, reranker)
-        from .answer import ExtractiveEngine
-
         self.extractive = ExtractiveEngine(index, settings, cached)
         self.engine = self.extractive
         from .llm import make_backend
@@ -155,10 +156,6 @@ class Pipeline:
 
     def _prepare(self, question, history, script, k) -> "Answer | _Prepared":
         """Validate, strip injections, resolve follow-ups, retrieve and assess answerability."""
-        from .answer import Draft, assess, phrases
-        from .query import is_follow_up, retrieval_query, strip_injection
-        from .text import detect_script
-
         t0 = time.perf_counter()
         q = clean_question(question, self.settings.max_question_chars)
         turns = clean_history(history, self.settings.max_history_turns, self.settings.max_question_chars)
@@ -185,8 +182,6 @@ class Pipeline:
         return _Prepared(q, effective, turns, out_script, query, hits, verdict, t0, time.perf_counter())
 
     def _finish(self, p: "_Prepared", draft=None) -> Answer:
-        from .answer import refusal
-
         if draft is None:
             if p.verdict.answerable:
                 draft = self.engine.answer(p.question, p.query, p.hits, p.script, p.turns)
