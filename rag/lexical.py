@@ -12,6 +12,14 @@ from .text import tokenize
 log = logging.getLogger(__name__)
 
 
+def _bm25s():
+    """bm25s, with its own DEBUG chatter ("Building index from tokens") kept out of our logs."""
+    import bm25s
+
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+    return bm25s
+
+
 class LexicalIndex:
     """A BM25 index whose rows are chunk positions; queries are tokenised like the passages."""
 
@@ -22,8 +30,7 @@ class LexicalIndex:
     @classmethod
     def build(cls, texts: Sequence[str], tokenizer: str = "bigram") -> "LexicalIndex":
         """Index passages (any script: they are normalised to Simplified first)."""
-        import bm25s
-
+        bm25s = _bm25s()
         corpus_tokens = [tokenize(t, tokenizer) or ["\u0000"] for t in texts]
         retriever = bm25s.BM25(k1=1.2, b=0.75)
         retriever.index(corpus_tokens, show_progress=False)
@@ -46,6 +53,4 @@ class LexicalIndex:
 
     @classmethod
     def load(cls, folder: Path, tokenizer: str) -> "LexicalIndex":
-        import bm25s
-
-        return cls(bm25s.BM25.load(str(folder), mmap=False), tokenizer)
+        return cls(_bm25s().BM25.load(str(folder), mmap=False), tokenizer)
