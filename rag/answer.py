@@ -125,6 +125,11 @@ class SentenceIndex:
         q = self.embedder.embed_query(query)
         return [float(self._vectors[self._pos[(u.doc_id, u.start)]] @ q) for u in units]
 
+    def chunk_of(self, unit: Unit) -> Chunk | None:
+        """The first indexed chunk that contains a unit."""
+        return next((c for c in self.index.chunks
+                     if c.doc_id == unit.doc_id and c.start <= unit.start and unit.end <= c.end), None)
+
     def within(self, chunk: Chunk) -> list[Unit]:
         return [u for u in self.by_doc.get(chunk.doc_id, []) if chunk.start <= u.start and u.end <= chunk.end]
 
@@ -237,15 +242,6 @@ def _where_en(cits: tuple[Citation, ...]) -> str:
     return ph["where_many"].format(ps=", ".join(map(str, ps[:-1])) + f" and {ps[-1]}")
 
 
-def topic_of(query: str, sidx: SentenceIndex) -> tuple[str, list[str]]:
-    """(the in-document topic term of a question, the words it asks about that the corpus lacks)."""
-    terms = content_terms(query)
-    found = [t for t in terms if t in sidx.corpus_norm]
-    _, missing = coverage(terms, sidx.corpus_norm)
-    topic = max(found, key=len) if found else ""
-    return topic, missing
-
-
 class ExtractiveEngine:
     """Composes a short answer from verbatim source sentences of the retrieved passages."""
 
@@ -261,9 +257,7 @@ class ExtractiveEngine:
         if hits and asks_for(question) == "person" and not content_terms(question) and _META.search(question):
             # "这篇讲话是谁讲的？": the byline, the first line of the document the passages come from
             byline = self.sidx.by_doc[hits[0].chunk.doc_id][0]
-            chunk = next(c for c in self.sidx.index.chunks if c.doc_id == byline.doc_id and c.start <= byline.start
-                         and byline.end <= c.end)
-            ranked = [Scored(byline, chunk, 1.0, 1.0)] + ranked
+            ranked = [Scored(byline, self.sidx.chunk_of(byline), 1.0, 1.0)] + ranked
         n = ordinal(question)
         if n and history:
             draft = self._ordinal(n, history, ranked, script)
@@ -289,9 +283,7 @@ class ExtractiveEngine:
             items = [i for i in re.split("[、]", body) if i]
             if n > len(items):
                 return None
-            chunk = next((h.chunk for h in ranked if h.unit == u), None)
-            if chunk is None:
-                chunk = next((c for c in self.sidx.index.chunks if c.doc_id == u.doc_id and c.start <= u.start and u.end <= c.end), None)
+            chunk = next((h.chunk for h in ranked if h.unit == u), None) or self.sidx.chunk_of(u)
             if chunk is None:
                 return None
             item = re.sub(r"^(推进|包括)", "", items[n - 1])
@@ -321,7 +313,8 @@ def assess(sidx: SentenceIndex, question: str, query: str, hits: list[Hit], sett
         topical = 1.0  # a question about the speech itself: who gave it, what it is about
     score = 0.55 * topical + 0.45 * dense_n
     kind = asks_for(question)
-    topic, _ = topic_of(query, sidx)
+    found = [t for t in content_terms(query) if t in sidx.corpus_norm]
+    topic = max(found, key=len) if found else ""
     reason = f"coverage {cov:.2f}, dense {dense:.3f}"
     meta_person = kind == "person" and not content_terms(question) and bool(_META.search(question))
     if kind and not meta_person:  # the byline names the speaker of the speech itself
@@ -336,18 +329,19 @@ def assess(sidx: SentenceIndex, question: str, query: str, hits: list[Hit], sett
     answerable = score >= settings.answerable_threshold
     if topical == 0:
         reason += "; off-topic"
-    return Answerability(answerable, float(score), reason + (f"; missing {missing}" if missing else ""), kind, topic)
+    return Answerability(answerable, float(score), reason + (f"; missing {missing}" if missing else ""), kind, topic,
+                         off_topic=topical == 0)
 
 
 def refusal(sidx: SentenceIndex, question: str, query: str, hits: list[Hit], script: str,
-            verdict: Answerability, off_topic: bool) -> Draft:
+            verdict: Answerability) -> Draft:
     """A plain 'the document does not say', with the related passages it does have."""
     ph = phrases()[script]
-    if off_topic or not hits:
+    if verdict.off_topic or not hits:
         return Draft(ph["off_topic"], (), refused=True)
     ranked = rank_units(sidx, query, hits)
-    cits = _citations(sorted(ranked[:1], key=lambda s: s.unit.start))
-    topic_zh, _ = topic_of(query, sidx)
+    cits = _citations(ranked[:1])
+    topic_zh = verdict.topic
     detail = attribute(question)
     if script == "en":
         topic = english_name(t2s(query)) or ph["topic_default"]

@@ -1,6 +1,7 @@
 """The one entry point the app, CLI and evaluation call: `Pipeline.from_settings(settings).ask(q, history)`."""
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import time
@@ -10,6 +11,8 @@ from typing import Callable, Iterator, Sequence
 from .answer import Draft, ExtractiveEngine, assess, phrases, refusal
 from .embeddings import Embedder, resolve_embedder
 from .errors import IndexCorruptError, IndexMissingError, IndexStaleError, InputError
+from .llm import make_backend
+from .llm_engine import LLMEngine
 from .retrieve import CrossEncoderReranker, Retriever
 from .settings import Settings
 from .query import is_follow_up, retrieval_query, strip_injection
@@ -55,8 +58,6 @@ class _CachedQueries:
     """The embedder with a small cache of query vectors: retrieval and sentence scoring embed the same query."""
 
     def __init__(self, embedder: Embedder) -> None:
-        import functools
-
         self._embedder = embedder
         self.embed_query = functools.lru_cache(maxsize=512)(embedder.embed_query)
 
@@ -97,14 +98,8 @@ class Pipeline:
         cached = _CachedQueries(embedder)
         self.retriever = Retriever(index, cached, settings, reranker)
         self.extractive = ExtractiveEngine(index, settings, cached)
-        self.engine = self.extractive
-        from .llm import make_backend
-
         backend = make_backend(settings)
-        if backend is not None:
-            from .llm_engine import LLMEngine
-
-            self.engine = LLMEngine(backend, self.extractive, settings)
+        self.engine = self.extractive if backend is None else LLMEngine(backend, self.extractive, settings)
 
     @classmethod
     def from_settings(cls, settings: Settings, *, rebuild: str = "auto",
@@ -129,13 +124,8 @@ class Pipeline:
         """Answer one question as a stream of text deltas; the last event carries the full Answer, whose
         text is authoritative (an LLM answer that fails verification is replaced by the extractive one)."""
         prepared = self._prepare(question, history, script, k)
-        if isinstance(prepared, Answer):
-            if prepared.text:
-                yield StreamEvent(delta=prepared.text)
-            yield StreamEvent(answer=prepared)
-            return
-        if not hasattr(self.engine, "stream") or not prepared.verdict.answerable:
-            answer = self._finish(prepared)
+        if isinstance(prepared, Answer) or not hasattr(self.engine, "stream") or not prepared.verdict.answerable:
+            answer = prepared if isinstance(prepared, Answer) else self._finish(prepared)
             if answer.text:
                 yield StreamEvent(delta=answer.text)
             yield StreamEvent(answer=answer)
@@ -186,8 +176,7 @@ class Pipeline:
             if p.verdict.answerable:
                 draft = self.engine.answer(p.question, p.query, p.hits, p.script, p.turns)
             else:
-                draft = refusal(self.extractive.sidx, p.question, p.query, p.hits, p.script, p.verdict,
-                                "off-topic" in p.verdict.reason)
+                draft = refusal(self.extractive.sidx, p.question, p.query, p.hits, p.script, p.verdict)
         return self._answer(p.original, draft, tuple(p.hits), p.verdict, p.script, p.query, p.t0, p.t1,
                             time.perf_counter())
 

@@ -37,5 +37,6 @@ def answer_to_dict(answer: Answer, id: str | None = None) -> dict[str, Any]:
     }
     a = answer.answerability
     out["answerability"] = None if a is None else {"answerable": a.answerable, "score": round(a.score, 4),
-                                                   "reason": a.reason, "asks_for": a.asks_for, "topic": a.topic}
+                                                   "reason": a.reason, "asks_for": a.asks_for, "topic": a.topic,
+                                                   "off_topic": a.off_topic}
     return out

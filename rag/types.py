@@ -57,8 +57,9 @@ class Answerability:
     answerable: bool
     score: float
     reason: str = ""
-    asks_for: str = ""  # quantity | time | entity | procedure | ""
+    asks_for: str = ""  # quantity | time | person | named | procedure | ""
     topic: str = ""
+    off_topic: bool = False  # none of the question's content words is in the corpus
 
 
 @dataclass(frozen=True)
