@@ -91,3 +91,20 @@ def tiny_cross_encoder(tmp_path_factory) -> Path:
     BertForSequenceClassification(cfg).save_pretrained(folder)
     tok.save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="module")
+def api_settings(session_settings, tmp_path_factory):
+    """The session settings with the rate limit off and a feedback database of the module's own."""
+    return session_settings.replace(rate_limit=0, feedback_db=tmp_path_factory.mktemp("fb") / "feedback.sqlite")
+
+
+@pytest.fixture(scope="module")
+def client(api_settings, pipeline):
+    """The real app (API + page) on the session pipeline, through FastAPI's TestClient."""
+    from fastapi.testclient import TestClient
+
+    from rag.web.api import create_app
+
+    with TestClient(create_app(api_settings, pipeline)) as c:
+        yield c

@@ -41,21 +41,10 @@ def error_shape(response, status: int) -> dict:
     return data
 
 
-@pytest.fixture(scope="module")
-def settings(session_settings, tmp_path_factory):
-    return session_settings.replace(rate_limit=0, feedback_db=tmp_path_factory.mktemp("fb") / "feedback.sqlite")
-
-
-@pytest.fixture(scope="module")
-def client(settings, pipeline):
-    with TestClient(create_app(settings, pipeline)) as c:
-        yield c
-
-
-def fake_client(settings, **kwargs) -> tuple[TestClient, FakePipeline]:
-    fake = FakePipeline(settings, **{k: v for k, v in kwargs.items() if k in ("fail_with", "answer_fn")})
+def fake_client(api_settings, **kwargs) -> tuple[TestClient, FakePipeline]:
+    fake = FakePipeline(api_settings, **{k: v for k, v in kwargs.items() if k in ("fail_with", "answer_fn")})
     app_kwargs = {k: v for k, v in kwargs.items() if k in ("feedback", "limiter")}
-    return TestClient(create_app(settings, fake, **app_kwargs)), fake
+    return TestClient(create_app(api_settings, fake, **app_kwargs)), fake
 
 
 # --- routes -------------------------------------------------------------------------------------------
@@ -132,8 +121,8 @@ def test_ask_returns_the_answer_json(client, pipeline):
 
 
 @pytest.mark.parametrize("script", ["auto", "hans", "hant"])
-def test_ask_passes_the_script(settings, script):
-    c, fake = fake_client(settings)
+def test_ask_passes_the_script(api_settings, script):
+    c, fake = fake_client(api_settings)
     with c:
         assert c.post("/api/ask", json={"question": "科创指数贷", "script": script}).status_code == 200
     assert fake.calls[-1]["script"] == script
@@ -148,8 +137,8 @@ def test_empty_question_is_422(client, question):
     assert "empty" in data["detail"] or "空" in data["detail"]
 
 
-def test_too_long_question_is_413(client, settings):
-    limit = settings.max_question_chars
+def test_too_long_question_is_413(client, api_settings):
+    limit = api_settings.max_question_chars
     data = error_shape(client.post("/api/ask", json={"question": "科" * (limit + 1)}), 413)
     assert str(limit) in data["detail"]
     assert client.post("/api/ask", json={"question": "科创指数贷" + "是" * (limit - 5)}).status_code == 200
@@ -191,23 +180,23 @@ def test_oversized_body_is_413(client):
     error_shape(client.post("/api/ask", content=body, headers={"content-type": "application/json"}), 413)
 
 
-def test_history_is_capped(settings):
-    c, fake = fake_client(settings)
+def test_history_is_capped(api_settings):
+    c, fake = fake_client(api_settings)
     history = [[f"问题{i}", f"回答{i}"] for i in range(50)]
     with c:
         assert c.post("/api/ask", json={"question": "科创指数贷", "history": history}).status_code == 200
         assert c.post("/api/ask", json={"question": "科创指数贷", "history": [["上一问", None]]}).status_code == 200
     capped = fake.calls[0]["history"]
-    assert len(capped) == settings.max_history_turns
-    assert capped[-1] == ("问题49", "回答49") and capped[0][0] == f"问题{50 - settings.max_history_turns}"
+    assert len(capped) == api_settings.max_history_turns
+    assert capped[-1] == ("问题49", "回答49") and capped[0][0] == f"问题{50 - api_settings.max_history_turns}"
     assert fake.calls[1]["history"] == [("上一问", "")]
 
 
 # --- rate limit ---------------------------------------------------------------------------------------
 
 
-def test_rate_limit_429_with_retry_after(settings):
-    c, _ = fake_client(settings.replace(rate_limit=3))
+def test_rate_limit_429_with_retry_after(api_settings):
+    c, _ = fake_client(api_settings.replace(rate_limit=3))
     with c:
         for _ in range(3):
             assert c.post("/api/ask", json={"question": "科创指数贷"}).status_code == 200
@@ -218,8 +207,8 @@ def test_rate_limit_429_with_retry_after(settings):
         assert c.get("/api/health").status_code == 200  # health is not limited
 
 
-def test_rate_limit_zero_is_off(settings):
-    c, _ = fake_client(settings.replace(rate_limit=0))
+def test_rate_limit_zero_is_off(api_settings):
+    c, _ = fake_client(api_settings.replace(rate_limit=0))
     with c:
         assert all(c.post("/api/ask", json={"question": "科创指数贷"}).status_code == 200 for _ in range(40))
 
@@ -246,7 +235,7 @@ def test_rate_limiter_memory_is_bounded():
 # --- concurrency --------------------------------------------------------------------------------------
 
 
-def test_parallel_requests_match_sequential(client, settings, pipeline):
+def test_parallel_requests_match_sequential(client, api_settings, pipeline):
     app = client.app
     questions = ["科创指数贷是什么", "瓯江实验室是什么", "技术产权证券化", "科创基金", "科企通是什么"]
     bodies = [{"question": questions[i % 5], "history": [[f"第{j}个问题", f"第{j}个回答"] for j in range(i % 4)],
@@ -269,14 +258,14 @@ def test_parallel_requests_match_sequential(client, settings, pipeline):
     assert len({r.json()["id"] for r in responses}) == 20
 
 
-def test_event_loop_stays_responsive_during_a_slow_answer(settings):
+def test_event_loop_stays_responsive_during_a_slow_answer(api_settings):
     slow = threading.Event()
 
     def answer_slowly(q):
         slow.wait(3)
         return hand_made_answer(q)
 
-    c, _ = fake_client(settings, answer_fn=answer_slowly)
+    c, _ = fake_client(api_settings, answer_fn=answer_slowly)
 
     async def run():
         transport = httpx.ASGITransport(app=c.app)
@@ -305,8 +294,8 @@ def test_request_id_is_echoed_or_replaced(client):
     assert r.json()["request_id"] == "user-quotes-this" == r.headers["x-request-id"]
 
 
-def test_unexpected_error_is_500_with_request_id_and_no_trace(settings, caplog):
-    c, _ = fake_client(settings, fail_with=RuntimeError("secret internals at /srv/app.py line 3"))
+def test_unexpected_error_is_500_with_request_id_and_no_trace(api_settings, caplog):
+    c, _ = fake_client(api_settings, fail_with=RuntimeError("secret internals at /srv/app.py line 3"))
     with c, caplog.at_level(logging.ERROR):
         r = c.post("/api/ask", json={"question": "科创指数贷"})
     data = error_shape(r, 500)
@@ -317,8 +306,8 @@ def test_unexpected_error_is_500_with_request_id_and_no_trace(settings, caplog):
 
 @pytest.mark.parametrize("exc,status", [(IndexMissingError("no index at /x; run `python -m rag build`"), 503),
                                         (EmbedderError("cannot load the model; check the path"), 503)])
-def test_domain_errors_become_clear_messages(settings, exc, status):
-    c, _ = fake_client(settings, fail_with=exc)
+def test_domain_errors_become_clear_messages(api_settings, exc, status):
+    c, _ = fake_client(api_settings, fail_with=exc)
     with c:
         data = error_shape(c.post("/api/ask", json={"question": "科创指数贷"}), status)
     assert data["detail"] == str(exc)
@@ -506,25 +495,25 @@ def test_feedback_survives_an_unwritable_database_and_the_queue_is_bounded(tmp_p
     assert [r["question"] for r in store.rows()] == ["问题2", "问题3", "问题4"]
 
 
-def test_api_feedback_is_stored_with_settings_hash(client, settings):
+def test_api_feedback_is_stored_with_settings_hash(client, api_settings):
     answer = client.post("/api/ask", json={"question": "科创指数贷是什么"}).json()
     r = client.post("/api/feedback", json={"id": answer["id"], "rating": "down", "reason": "想知道利率"})
     assert r.status_code == 202 and r.json()["stored"] is True
-    rows = [row for row in FeedbackStore(settings.feedback_db).rows() if row["id"] == f"api-{answer['id']}"]
+    rows = [row for row in FeedbackStore(api_settings.feedback_db).rows() if row["id"] == f"api-{answer['id']}"]
     assert len(rows) == 1
     row = rows[0]
     assert row["rating"] == "down" and row["reason"] == "想知道利率" and row["question"] == "科创指数贷是什么"
-    assert row["settings_hash"] == settings.fingerprint() and row["engine"] == answer["engine"]
+    assert row["settings_hash"] == api_settings.fingerprint() and row["engine"] == answer["engine"]
     keys = ("n", "doc_id", "paragraph", "start", "end", "quote", "chunk_id")
     assert json.loads(row["citations"]) == [{k: c[k] for k in keys} for c in answer["citations"]]
     error_shape(client.post("/api/feedback", json={"id": "unknown", "rating": "up"}), 404)
 
 
-def test_locked_feedback_database_does_not_break_answering(settings, tmp_path):
+def test_locked_feedback_database_does_not_break_answering(api_settings, tmp_path):
     db = tmp_path / "fb.sqlite"
     store = FeedbackStore(db, timeout_s=0.1)
     store.record(**_row())
-    c, _ = fake_client(settings.replace(feedback_db=db), feedback=store)
+    c, _ = fake_client(api_settings.replace(feedback_db=db), feedback=store)
     locker = sqlite3.connect(db, isolation_level=None)
     locker.execute("BEGIN EXCLUSIVE")
     with c:

@@ -104,17 +104,6 @@ def copy_index(src: Path, dst: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def api_settings(session_settings, tmp_path_factory):
-    return session_settings.replace(rate_limit=0, feedback_db=tmp_path_factory.mktemp("fb") / "feedback.sqlite")
-
-
-@pytest.fixture(scope="module")
-def client(api_settings, pipeline):
-    with TestClient(create_app(api_settings, pipeline)) as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
 def baseline(pipeline) -> dict:
     """The answer to the normal question, asked once on a quiet pipeline."""
     return answer_to_dict(pipeline.ask(NORMAL))
