@@ -10,12 +10,13 @@ import json
 import math
 import re
 from collections import Counter
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, replace
+from typing import Mapping, Protocol
 
 from .chunking import sentences
 from .glossary import english_name
-from .query import (asks_for, asks_list, attribute, content_terms, coverage, has_evidence, ordinal, synonyms)
+from .query import (add_domain_terms, asks_for, asks_list, attribute, content_terms, coverage, expansions,
+                    has_evidence, ordinal, retrieval_query, sub_questions, synonyms)
 from .settings import ROOT, Settings
 from .store import LoadedIndex
 from .text import normalize, s2t, t2s
@@ -27,9 +28,18 @@ PROMPTS = ROOT / "prompts"
 # it scores within SELECT_RATIO of the best one and overlaps the question at least LEX_RATIO as much.
 W_LEX, W_DENSE, W_CHUNK = 0.4, 0.3, 0.3
 SELECT_RATIO, LEX_RATIO = 0.85, 0.6
-# An enumeration ("推进A、B、C…") names many topics in passing: for a question that is not asking for a list it
-# matches almost anything, so it yields to the sentence that elaborates the topic.
+# A long list of topics ("推进A、B、C、D…") names each in passing: it matches almost anything, so it yields to the
+# sentences that elaborate what it matched.
 ENUM_PENALTY = 0.6
+# the share of the lexical score given to the document's terms added for the asker's colloquial words (贷款 →
+# 科创指数贷); the rest goes to the asker's own words
+SYNONYM_WEIGHT = 0.3
+# a unit that shares no word with the question, when others do, is only there for its passage's score
+ZERO_LEX_PENALTY = 0.7
+# the tail clause of a long sentence ("持续激发各类人才创新创造活力。") says little without its head
+FRAGMENT_PENALTY = 0.85
+# a unit counts as already said in the previous answer when this share of its bigrams is in it
+QUOTED_SHARE = 0.6
 
 
 @functools.lru_cache(maxsize=1)
@@ -108,6 +118,7 @@ class SentenceIndex:
         n = max(1, len(self.units))
         self.idf = {g: math.log(1 + n / c) for g, c in df.items()}
         self.corpus_norm = "\n".join(normalize(d.text) for d in index.documents.values())
+        add_domain_terms(re.findall(r"[“「\"]([^”」\"]{2,12})[”」\"]", self.corpus_norm))  # the documents' named terms
         self.by_doc: dict[str, list[Unit]] = {}
         for u in self.units:
             self.by_doc.setdefault(u.doc_id, []).append(u)
@@ -125,6 +136,22 @@ class SentenceIndex:
         q = self.embedder.embed_query(query)
         return [float(self._vectors[self._pos[(u.doc_id, u.start)]] @ q) for u in units]
 
+    def continues(self, unit: Unit) -> bool:
+        """Whether a unit is a later clause of a sentence cut at commas (its predecessor leaves it open)."""
+        i = self._pos[(unit.doc_id, unit.start)]
+        prev = self.units[i - 1] if i > 0 else None
+        return bool(prev and prev.doc_id == unit.doc_id and prev.paragraph == unit.paragraph
+                    and not _SENTENCE_END.search(prev.text))
+
+    def sentence_of(self, unit: Unit) -> list[Unit]:
+        """The units of the sentence a unit belongs to (itself, when the sentence was never cut at commas)."""
+        i = j = self._pos[(unit.doc_id, unit.start)]
+        while i > 0 and self.continues(self.units[i]):
+            i -= 1
+        while j + 1 < len(self.units) and self.continues(self.units[j + 1]):
+            j += 1
+        return self.units[i : j + 1]
+
     def chunk_of(self, unit: Unit) -> Chunk | None:
         """The first indexed chunk that contains a unit."""
         return next((c for c in self.index.chunks
@@ -133,15 +160,20 @@ class SentenceIndex:
     def within(self, chunk: Chunk) -> list[Unit]:
         return [u for u in self.by_doc.get(chunk.doc_id, []) if chunk.start <= u.start and u.end <= chunk.end]
 
-    def lexical(self, query_grams: set[str], unit: Unit) -> float:
-        """IDF-weighted share of the query's bigrams found in the unit."""
+    def lexical(self, query_grams: Mapping[str, float], unit: Unit) -> float:
+        """IDF-weighted share of the query's bigrams found in the unit (each bigram also carries the query's
+        own weight for it: a synonym the query did not say counts less than its own words)."""
         if not query_grams:
             return 0.0
-        total = sum(self.idf.get(g, 0.0) for g in query_grams)
+        total = sum(self.idf.get(g, 0.0) * w for g, w in query_grams.items())
         if total <= 0:
             return 0.0
         have = self._grams[self._pos[(unit.doc_id, unit.start)]]
-        return sum(self.idf.get(g, 0.0) for g in query_grams if g in have) / total
+        return sum(self.idf.get(g, 0.0) * w for g, w in query_grams.items() if g in have) / total
+
+    def matched(self, query_grams: Mapping[str, float], unit: Unit) -> frozenset[str]:
+        """The query's bigrams the unit contains."""
+        return frozenset(query_grams) & self._grams[self._pos[(unit.doc_id, unit.start)]]
 
 
 def query_terms(query: str) -> list[str]:
@@ -155,6 +187,8 @@ class Scored:
     chunk: Chunk
     score: float
     lexical: float
+    matched: frozenset[str] = frozenset()  # the query's bigrams the unit contains
+    passing: bool = False  # a list of topics that names what the query matched only in passing
 
 
 _ENUM = re.compile(r"[、]")
@@ -164,63 +198,244 @@ def _is_enumeration(text: str) -> bool:
     return len(_ENUM.findall(text)) >= 2
 
 
-def rank_units(sidx: SentenceIndex, query: str, hits: list[Hit], wants_list: bool | None = None) -> list[Scored]:
-    """Units of the retrieved chunks scored against the query: lexical overlap, the unit's own embedding
-    similarity and its chunk's retrieval score; enumerations yield unless a list is asked for."""
-    wants_list = asks_list(query) if wants_list is None else wants_list
-    grams = set()
+def _items(text: str) -> int:
+    """How many items a '、' enumeration lists (1 when it lists none)."""
+    return len(_ENUM.findall(text)) + 1
+
+
+def _is_topic_list(text: str) -> bool:
+    """A long enumeration of topics ("推进A、B、C、D…"): it names each one in passing."""
+    return _items(text) >= 4
+
+
+def query_grams(query: str, question: str | None = None) -> dict[str, float]:
+    """The bigrams a query is matched by, with weights: 1 for the asker's own words, SYNONYM_WEIGHT for the
+    document's terms the query added for colloquial words (贷款 → 科创指数贷) that the question did not say."""
+    said = normalize(question) if question is not None else ""
+    base = normalize(query)
+    for t in expansions(query):
+        if t not in said:
+            base = base.replace(t, " ")
+    own = set(content_terms(base))
+    grams: dict[str, float] = {}
     for t in query_terms(query):
-        grams.update(_bigrams(normalize(t)) or [normalize(t)])
+        weight = 1.0 if t in own else SYNONYM_WEIGHT
+        for g in _bigrams(normalize(t)) or [normalize(t)]:
+            grams[g] = max(weight, grams.get(g, 0.0))
+    return grams
+
+
+def _lexical(sidx: SentenceIndex, own: Mapping[str, float], added: Mapping[str, float], unit: Unit) -> float:
+    """Lexical overlap led by the asker's own words; the document terms added for their colloquial words weigh
+    SYNONYM_WEIGHT of it, or all of it when the question has no word of the document's own."""
+    if not own:
+        return sidx.lexical(added, unit)
+    if not added:
+        return sidx.lexical(own, unit)
+    return (1 - SYNONYM_WEIGHT) * sidx.lexical(own, unit) + SYNONYM_WEIGHT * sidx.lexical(added, unit)
+
+
+def rank_units(sidx: SentenceIndex, query: str, hits: list[Hit], question: str | None = None) -> list[Scored]:
+    """Units of the retrieved chunks scored against the query (`question`: what the asker wrote, to tell their
+    own words from added synonyms): lexical overlap, the unit's own embedding similarity and its chunk's retrieval
+    score. A unit sharing no word with the question, the tail clause of a cut sentence, and a long list of topics
+    whose every match is elaborated by another unit yield; where a list is the only place a topic is named
+    (企业技术改造), it stands. List questions get their list back in select_units."""
+    grams = query_grams(query, question)
+    own = {g: 1.0 for g, w in grams.items() if w >= 1.0}
+    added = {g: 1.0 for g, w in grams.items() if w < 1.0}
     top = max((h.score for h in hits), default=1.0) or 1.0
     pairs = [(h, u) for h in hits for u in sidx.within(h.chunk)]
     cos = sidx.dense(query, [u for _, u in pairs])
     lo, hi = (min(cos), max(cos)) if cos else (0.0, 1.0)
     seen: dict[tuple[str, int], Scored] = {}
     for (h, u), c in zip(pairs, cos):
-        lex = sidx.lexical(grams, u)
+        lex, matched = _lexical(sidx, own, added, u), sidx.matched(grams, u)
         dn = (c - lo) / (hi - lo) if hi > lo else 0.0
         score = W_LEX * lex + W_DENSE * dn + W_CHUNK * (h.score / top) * (1.0 - 0.04 * (h.rank - 1))
-        if not wants_list and _is_enumeration(u.text):
-            score *= ENUM_PENALTY
         key = (u.doc_id, u.start)
         if key not in seen or seen[key].score < score:
-            seen[key] = Scored(u, h.chunk, score, lex)
+            seen[key] = Scored(u, h.chunk, score, lex, matched)
+    if max((s.lexical for s in seen.values()), default=0.0) >= 0.3:  # the question's words are in some passage:
+        for key, s in list(seen.items()):  # a unit with none of them is only there for its neighbours
+            if s.lexical == 0:
+                seen[key] = replace(s, score=s.score * ZERO_LEX_PENALTY)
+    for key, s in list(seen.items()):
+        if sidx.continues(s.unit):
+            seen[key] = replace(s, score=s.score * FRAGMENT_PENALTY)
+    elaborated = frozenset().union(*(s.matched for s in seen.values() if not _is_topic_list(s.unit.text)))
+    for key, s in list(seen.items()):
+        if _is_topic_list(s.unit.text) and s.matched <= elaborated:
+            seen[key] = replace(s, score=s.score * ENUM_PENALTY, passing=True)
     return sorted(seen.values(), key=lambda s: -s.score)
 
 
-def select_units(sidx: SentenceIndex, ranked: list[Scored], question: str, max_n: int) -> list[Scored]:
-    """The best units: the top one, those close to it, the enumeration a list question asks for; in document order."""
+# what a question's shape asks of the selection
+_PURPOSE = re.compile(r"干嘛|干什么|干啥|作用|目的|目标|为了|用来|用于|效果|意义|想达到|要达到|是想|图啥|"
+                      r"what for|purpose|\baims?\b|goals?\b|in order to", re.IGNORECASE)
+_OCCURRENCES = re.compile(r"(出现|提到|提及|说到|讲到|谈到)(了)?(在)?(哪|几次|多少次|哪些地方)|(哪些地方|哪里|哪儿|哪几处|几处|哪几个地方)(出现|提到|提及|说到|讲到|谈到)|where .*(mention|appear)", re.IGNORECASE)
+_BESIDES = re.compile(r"除了|除此之外|此外|还有别的|还有其他|还有啥|还有什么|另外还有|别的呢|其他的呢|其它的呢|具体|详细|展开|细说|\b(besides|other than|apart from|anything else|what else)\b", re.IGNORECASE)
+_MEMBERSHIP = re.compile(r"算不算|是不是|属不属于|属于|在不在|包不包括|包括.{0,12}吗|包含|之一|(里|中)的(吗|么|嘛)?[？?]?$|"
+                         r"\bis .*\b(one of|part of|among|included in)\b", re.IGNORECASE)
+_COUNT = re.compile(r"([一二两三四五六七八九十]|[0-9]+)(个|大|项|条|种|方面|件)")
+_SENTENCE_END = re.compile(r"[。！？!?；;]\s*$")
+
+
+def _number(token: str) -> int:
+    if token.isdigit():
+        return int(token)
+    return {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9, "十": 10}[token]
+
+
+def asked_count(question: str) -> int | None:
+    """The number of items a question names ("哪三个体系", "八大抓手"), or None."""
+    m = _COUNT.search(normalize(question))
+    return _number(m.group(1)) if m else None
+
+
+def previously_quoted(sidx: SentenceIndex, history: list[tuple[str, str]]) -> set[tuple[str, int]]:
+    """Units the previous answer quoted or paraphrased: what "除了这个，还有别的吗？" asks to leave out. A unit
+    counts when QUOTED_SHARE of its bigrams are in that answer, and the closest unit when a third of its are."""
+    if not history:
+        return set()
+    said = set(_bigrams(normalize(history[-1][1])))
+    shares = [(len(g & said) / len(g), (u.doc_id, u.start)) for u, g in zip(sidx.units, sidx._grams) if len(g) >= 4]
+    out = {key for share, key in shares if share >= QUOTED_SHARE}
+    best = max(shares, default=(0.0, None))
+    if best[0] >= 1 / 3:
+        out.add(best[1])
+    return out
+
+
+def select_units(sidx: SentenceIndex, ranked: list[Scored], question: str, max_n: int, *, query: str = "",
+                 exclude: set[tuple[str, int]] = frozenset(), parts: list[list[Scored]] = ()) -> list[Scored]:
+    """The units an answer quotes, in document order.
+
+    The top unit, and those scoring close to it that name as many of the question's words and match more than
+    just a part of what it matches. Then what the question's shape asks for: the best unit of each part of a
+    question about several things (`parts`: each sub-question's ranking), every mention of a term for "where does
+    X appear", the sentence naming both things for "is A part of B", the enumeration (with the asked number of
+    items: "哪三个"), the end of the sentence for "what is it for", nothing already said for "除了这个…/具体呢"."""
+    if exclude and _BESIDES.search(question):
+        ranked = [s for s in ranked if (s.unit.doc_id, s.unit.start) not in exclude] or ranked
     if not ranked:
         return []
-    best = ranked[0].score
-    chosen = [ranked[0]]
-    for s in ranked[1:]:
+    chosen: list[Scored] = []
+
+    def add(s: Scored) -> None:
+        if all(o.unit != s.unit for o in chosen):
+            chosen.append(s)
+
+    for part in parts:  # "A和B分别…": the best unit for each part
+        best = next((s for s in part if s.lexical > 0 and (s.unit.doc_id, s.unit.start) not in exclude), None)
+        if best is not None:
+            add(best)
+    if _OCCURRENCES.search(question):
+        found = [t for t in content_terms(question) if t in sidx.corpus_norm]
+        term = max(found, key=len) if found else ""
+        for u in (u for u in sidx.units if term and term in u.norm):
+            chunk = next((s.chunk for s in ranked if s.unit == u), None) or sidx.chunk_of(u)
+            if chunk is not None and len(chosen) < max_n:
+                add(next((s for s in ranked if s.unit == u), Scored(u, chunk, 0.0, 0.0)))
+    together = _co_occurrence(sidx, ranked, question)
+    for s in together:
+        add(s)
+    top = together[0] if together else ranked[0]
+    add(top)
+    words = [t for t in content_terms(question) if t in sidx.corpus_norm]
+
+    def named(s: Scored) -> int:
+        return sum(t in s.unit.norm for t in words)
+
+    for s in ranked[1:] if not parts else ():  # a question in parts has its answer: the best of each part
         if len(chosen) >= max_n:
             break
-        if s.score >= SELECT_RATIO * best and s.lexical >= max(0.2, LEX_RATIO * ranked[0].lexical):
-            chosen.append(s)
-    if asks_list(question):
-        enum = [s for s in chosen if _is_enumeration(s.unit.text)]
-        if not enum:
-            # the list often follows the clause that names it: "八大抓手", then "推进…、…、…"
-            units = sidx.by_doc[ranked[0].unit.doc_id]
-            for s in list(chosen[:2]):
-                i = units.index(s.unit)
-                for nxt in units[i + 1 : i + 3]:
-                    if nxt.paragraph == s.unit.paragraph and _is_enumeration(nxt.text):
-                        chunk = next((h.chunk for h in ranked if h.unit == nxt), s.chunk)
-                        chosen.append(Scored(nxt, chunk, s.score, s.lexical))
-                        break
-            enum_ranked = [s for s in ranked[:6] if _is_enumeration(s.unit.text) and s not in chosen]
-            if not any(_is_enumeration(s.unit.text) for s in chosen) and enum_ranked:
-                chosen.append(enum_ranked[0])
+        if (s.score >= SELECT_RATIO * top.score and s.lexical >= max(0.2, LEX_RATIO * top.lexical)
+                and named(s) >= named(top) and not s.matched < top.matched):
+            add(s)
+    if asks_list(f"{question} {query}"):
+        own = frozenset(g for g, w in query_grams(query or question, question).items() if w >= 1.0)
+        _complete_list(sidx, ranked, chosen, asked_count(question), own)
         chosen = chosen[: max_n + 1]
+    if _PURPOSE.search(question):
+        _complete_sentences(sidx, ranked, chosen)
     unique: list[Scored] = []
     for s in chosen:
         if any(s.unit.norm in o.unit.norm or o.unit.norm in s.unit.norm for o in unique):
             continue
         unique.append(s)
     return sorted(unique, key=lambda s: (s.unit.doc_id, s.unit.start))
+
+
+def _co_occurrence(sidx: SentenceIndex, ranked: list[Scored], question: str) -> list[Scored]:
+    """"科技金融算不算八大抓手里的": a question whether one thing belongs to another is answered by the sentence
+    naming both. When no top unit names all of its specific terms (three or more characters, in the corpus) but
+    one sentence does across its clauses, those clauses lead the answer."""
+    if not _MEMBERSHIP.search(question):
+        return []
+    terms = [t for t in content_terms(question) if len(t) >= 3 and t in sidx.corpus_norm]
+    if len(terms) < 2 or any(all(t in s.unit.norm for t in terms) for s in ranked[:3]):
+        return []
+    by_unit = {s.unit: s for s in ranked}
+    for s in ranked:
+        sentence = sidx.sentence_of(s.unit)
+        text = "".join(u.norm for u in sentence)
+        if all(t in text for t in terms):
+            return [by_unit[u] for u in sentence if u in by_unit and any(t in u.norm for t in terms)]
+    return []
+
+
+def _complete_list(sidx: SentenceIndex, ranked: list[Scored], chosen: list[Scored], count: int | None,
+                   own: frozenset[str]) -> None:
+    """A list question gets its enumeration: the one with the asked number of items, else the one that follows
+    the clause naming it ("八大抓手", then "推进…、…、…"), else the best-ranked one that matches the asker's own
+    words (`own`: their bigrams; a synonym's match is too weak to add a list)."""
+    if count:
+        exact = [s for s in ranked[:8] if _items(s.unit.text) == count and s.matched]
+        if exact:
+            keep = exact[0]
+            chosen[:] = [s for s in chosen if _same_sentence(sidx, s.unit, keep.unit)] + [keep]
+            return
+    if len(chosen) > 1 or any(_is_enumeration(s.unit.text) for s in chosen):
+        return  # several sentences already make the list
+    units = sidx.by_doc[chosen[0].unit.doc_id]
+    for s in list(chosen[:2]):
+        i = units.index(s.unit)
+        for nxt in units[i + 1 : i + 3]:
+            if nxt.paragraph == s.unit.paragraph and _is_enumeration(nxt.text):
+                chunk = next((h.chunk for h in ranked if h.unit == nxt), s.chunk)
+                chosen.append(Scored(nxt, chunk, s.score, s.lexical))
+                return
+    enum_ranked = [s for s in ranked[:6] if _is_enumeration(s.unit.text) and s.matched & own and not s.passing
+                   and s not in chosen]
+    if enum_ranked:
+        chosen.append(enum_ranked[0])
+
+
+def _same_sentence(sidx: SentenceIndex, a: Unit, b: Unit) -> bool:
+    """Whether two units are clauses of one sentence (adjacent, the earlier one not ending it)."""
+    if a.doc_id != b.doc_id or a.paragraph != b.paragraph:
+        return False
+    first, second = (a, b) if a.start <= b.start else (b, a)
+    units = sidx.by_doc[a.doc_id]
+    i, j = units.index(first), units.index(second)
+    return all(not _SENTENCE_END.search(units[k].text) for k in range(i, j))
+
+
+def _complete_sentences(sidx: SentenceIndex, ranked: list[Scored], chosen: list[Scored]) -> None:
+    """"What is it for?": the aim usually closes the sentence ("构建…成果池，…实现人才招引和成果落地双赢"), so a
+    quoted clause that leaves its sentence open is followed by the clause that ends it."""
+    for s in list(chosen):
+        units = sidx.by_doc[s.unit.doc_id]
+        i = units.index(s.unit)
+        if _SENTENCE_END.search(s.unit.text) or i + 1 >= len(units):
+            continue
+        nxt = units[i + 1]
+        if nxt.paragraph != s.unit.paragraph or not _SENTENCE_END.search(nxt.text):
+            continue
+        chunk = next((h.chunk for h in ranked if h.unit == nxt), None) or sidx.chunk_of(nxt)
+        if chunk is not None and all(o.unit != nxt for o in chosen):
+            chosen.append(Scored(nxt, chunk, s.score, 0.0))
 
 
 def _citations(selected: list[Scored]) -> tuple[Citation, ...]:
@@ -253,7 +468,7 @@ class ExtractiveEngine:
 
     def answer(self, question: str, query: str, hits: list[Hit], script: str,
                history: list[tuple[str, str]]) -> Draft:
-        ranked = rank_units(self.sidx, query, hits, asks_list(question))
+        ranked = rank_units(self.sidx, query, hits, question)
         if hits and asks_for(question) == "person" and not content_terms(question) and _META.search(question):
             # "这篇讲话是谁讲的？": the byline, the first line of the document the passages come from
             byline = self.sidx.by_doc[hits[0].chunk.doc_id][0]
@@ -263,7 +478,10 @@ class ExtractiveEngine:
             draft = self._ordinal(n, history, ranked, script)
             if draft:
                 return draft
-        selected = select_units(self.sidx, ranked, question + " " + query, self.settings.max_answer_sentences)
+        parts = [rank_units(self.sidx, retrieval_query(sq, [], self.sidx.corpus_norm), hits, question=sq)
+                 for sq in sub_questions(question)]
+        selected = select_units(self.sidx, ranked, question, self.settings.max_answer_sentences, query=query,
+                                exclude=previously_quoted(self.sidx, history), parts=parts)
         cits = _citations(selected)
         ph = phrases()[script]
         if script == "en":
@@ -318,7 +536,7 @@ def assess(sidx: SentenceIndex, question: str, query: str, hits: list[Hit], sett
     reason = f"coverage {cov:.2f}, dense {dense:.3f}"
     meta_person = kind == "person" and not content_terms(question) and bool(_META.search(question))
     if kind and not meta_person:  # the byline names the speaker of the speech itself
-        ranked = rank_units(sidx, query, hits)[:3]
+        ranked = rank_units(sidx, query, hits, question)[:3]
         if topic and kind == "person":
             ranked = [s for s in ranked if topic in s.unit.norm]  # the person must be named with the topic
         if not any(has_evidence(kind, s.unit.text, question) for s in ranked):
@@ -339,7 +557,7 @@ def refusal(sidx: SentenceIndex, question: str, query: str, hits: list[Hit], scr
     ph = phrases()[script]
     if verdict.off_topic or not hits:
         return Draft(ph["off_topic"], (), refused=True)
-    ranked = rank_units(sidx, query, hits)
+    ranked = rank_units(sidx, query, hits, question)
     cits = _citations(ranked[:1])
     topic_zh = verdict.topic
     detail = attribute(question)

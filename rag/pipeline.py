@@ -13,9 +13,9 @@ from .embeddings import Embedder, resolve_embedder
 from .errors import IndexCorruptError, IndexMissingError, IndexStaleError, InputError
 from .llm import make_backend
 from .llm_engine import LLMEngine
-from .retrieve import CrossEncoderReranker, Retriever
+from .retrieve import CrossEncoderReranker, Retriever, merge_hits
 from .settings import Settings
-from .query import is_follow_up, retrieval_query, strip_injection
+from .query import is_follow_up, retrieval_query, strip_injection, sub_questions
 from .store import LoadedIndex, build_index, load_index
 from .text import detect_script
 from .types import Answer, Answerability
@@ -168,6 +168,8 @@ class Pipeline:
                 query = retrieval_query(standalone, [], vocabulary)
         query = query or retrieval_query(effective, turns, vocabulary)
         hits = self.retriever.retrieve(query, k or self.settings.top_k)
+        for sub in sub_questions(effective):  # "A和B分别…": each part gets its own passages too
+            hits = merge_hits(hits, self.retriever.retrieve(retrieval_query(sub, [], vocabulary), 2))
         verdict = assess(self.extractive.sidx, effective, query, hits, self.settings)
         return _Prepared(q, effective, turns, out_script, query, hits, verdict, t0, time.perf_counter())
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import re
+import threading
 from dataclasses import dataclass
 
 from .glossary import english_terms
@@ -51,7 +52,7 @@ ASKS = {
     "time": r"什么时候|啥时候|何时|哪天|哪一天|几号|几月|哪年|哪一年|截止|截至|期限|日期|时间表|多久|有效期|when\b|deadline|what date|which day|how long",
     "person": r"谁|哪位|叫什么名字|负责人|主任|院长|市长|书记|\bwho\b|whose|name of the (director|head|mayor)",
     "named": r"(哪|那)(几|一)?(所|家|条|座|个|些)?(大学|高校|银行|区|县|廊|园区|公司|机构|部门|单位|街道|地方|城市)|具体(是)?在哪|建在哪|哪个区|which (universit|bank|district|compan|institution)|where (is|are) .* (located|built)",
-    "procedure": r"怎么申请|如何申请|怎样申请|去哪|在哪(办|申请|报名|看|领|查)|哪里(办|申请|报名|看|领|查)|找谁|流程|手续|材料|条件|门槛|资格|要求是|需要准备|报名|申报|how (do|can|should) (i|we|companies|a company)|how to apply|where (do|can|should|to)|eligib|requirement|procedure|apply for",
+    "procedure": r"怎么申请|如何申请|怎样申请|(想|要|能|可以|怎么|如何)申请|申请.{0,12}(怎么办|怎么弄|咋办|咋弄|怎么搞|的话)|去哪|在哪(办|申请|报名|看|领|查)|哪里(办|申请|报名|看|领|查)|找谁|流程|手续|材料|条件|门槛|资格|要求是|需要准备|报名|申报|how (do|can|should) (i|we|companies|a company)|how to apply|where (do|can|should|to)|eligib|requirement|procedure|apply for",
 }
 _ASKS_RE = {k: re.compile(v, re.IGNORECASE) for k, v in ASKS.items()}
 # evidence in a passage that could answer each kind of request
@@ -139,13 +140,18 @@ SYNONYMS = {
     # research and technology
     "卡脖子": "核心技术攻关", "关键技术": "核心技术攻关", "技术难题": "核心技术攻关", "难题": "核心技术攻关",
     "研发": "研发投入 新型研发机构", "研究院": "新型研发机构", "研究所": "新型研发机构", "研究机构": "新型研发机构",
-    "研究成果": "科技成果转化", "成果转化": "科技成果转化", "产学研": "创新联合体 技术创新联盟",
+    "研究成果": "科技成果转化", "商业化": "科技成果转化", "产业化": "科技成果转化", "市场化": "科技成果转化",
+    "变现": "科技成果转化", "能卖": "科技成果转化", "卖钱": "科技成果转化", "成果转化": "科技成果转化", "产学研": "创新联合体 技术创新联盟",
     "实验室": "实验室", "孵化器": "孵化", "众创空间": "孵化", "园区": "平台", "平台": "平台",
     "高校": "高水平大学建设", "大学": "高水平大学建设",
     # talent
+    "吸引人才": "人才引育 人才招引", "招才": "人才招引", "抢人": "人才招引",
     "留住": "人才", "引进": "人才引育", "招人": "人才", "引才": "人才招引", "大学生": "人才", "毕业生": "人才",
     "专家": "人才", "科学家": "人才", "博士": "人才", "科研人员": "科技人才", "人才政策": "人才",
     "评职称": "人才评价", "职称": "人才评价", "奖励": "评价激励", "激励": "评价激励",
+    # the city as a whole
+    "县区": "市域 全域", "区县": "市域 全域", "各县": "市域 全域", "各区": "市域 全域", "全市": "市域 全域",
+    "统一规划": "一体化 布局", "统筹": "统筹 一体化", "一盘棋": "一体化 统筹", "布局": "布局",
     # services and goals
     "网上": "数字化", "线上": "数字化", "app": "科企通", "小程序": "科企通", "办事": "科企通 服务",
     "创业": "创业", "目标": "创新高地 国家创新型城市", "定位": "龙头", "愿景": "创新高地",
@@ -162,17 +168,41 @@ def synonyms(text: str) -> list[str]:
     return out
 
 
+def expansions(text: str) -> set[str]:
+    """Every document term a text's colloquial words expand to, whether or not the text also has it."""
+    norm = normalize(text)
+    return {t for key, expansion in SYNONYMS.items() if key in norm for t in expansion.split()}
+
+
+_DOMAIN_LOCK = threading.Lock()
+
+
+@functools.lru_cache(maxsize=1)
 def _domain_jieba():
-    """jieba with the documents' domain terms added, so 科创指数贷 stays one word."""
+    """A jieba tokenizer of its own (the lexical index's jieba stays untouched) with the domain's terms added,
+    so 科创指数贷 stays one word."""
+    import jieba
+
     from .glossary import ZH_TO_EN
     from .text import _jieba
 
-    jb = _jieba()
-    if not getattr(jb, "_rag_domain", False):
-        for term in list(ZH_TO_EN) + ["一区一廊", "揭榜挂帅", "双倍增", "双迈进", "塔尖重器", "金融活水", "大孵化集群"]:
-            jb.add_word(term, freq=200000)
-        jb._rag_domain = True
+    base = _jieba().dt
+    jb = jieba.Tokenizer()
+    jb.FREQ, jb.total, jb.initialized = dict(base.FREQ), base.total, True
+    for term in list(ZH_TO_EN) + ["一区一廊", "揭榜挂帅", "双倍增", "双迈进", "塔尖重器", "金融活水", "大孵化集群"]:
+        jb.add_word(term, freq=200000)
     return jb
+
+
+def add_domain_terms(terms) -> None:
+    """Keep a corpus's own named terms (its quoted “新提升”, “成果池”…) whole when questions are segmented."""
+    jb = _domain_jieba()
+    with _DOMAIN_LOCK:
+        new = [t for t in (normalize(t) for t in terms) if len(t) >= 2 and jb.FREQ.get(t, 0) < 200000]
+        for t in new:
+            jb.add_word(t, freq=200000)
+        if new:
+            _content_terms.cache_clear()
 
 
 def content_terms(question: str) -> list[str]:
@@ -212,6 +242,30 @@ def coverage(terms: list[str], vocabulary_text: str) -> tuple[float, list[str]]:
         if not all(g in vocabulary_text for g in grams):
             missing.append(t)
     return 1 - len(missing) / len(terms), missing
+
+
+# --- questions about several things at once -----------------------------------------------------------------
+_RESPECTIVELY = re.compile(r"分别|各自|各有|各是|各(是|有|在|讲|说|要)?(什么|啥|哪|怎么)|respectively|each of", re.IGNORECASE)
+_ASPECT_SPLIT = re.compile(r"以及|还有|和|与|及|跟|、|，|,|/|\band\b", re.IGNORECASE)
+
+
+def sub_questions(question: str) -> list[str]:
+    """"平台和人才方面分别有什么举措" → ["平台 有什么举措", "人才 有什么举措"]: one question per part of a question
+    that asks about several things at once (分别, 各有…), each part's topic words with the shared frame; [] otherwise."""
+    if not _RESPECTIVELY.search(question):
+        return []
+    pieces = [p for p in _ASPECT_SPLIT.split(normalize(_RESPECTIVELY.sub("", question))) if p]
+    topical = [i for i, p in enumerate(pieces) if content_terms(p)]
+    if len(topical) < 2:
+        return []
+    # the last part carries the shared frame after its topic: "人才方面有什么举措" → "人才" + "有什么举措"
+    last = topical[-1]
+    words = _domain_jieba().lcut(pieces[last])
+    own = set(content_terms(pieces[last]))
+    cut = max(i for i, w in enumerate(words) if w in own) + 1
+    frame = "".join(w for w in words[cut:] if w not in ("方面", "这块", "那块", "上面", "上"))
+    frame += "".join(pieces[last + 1:])
+    return [f"{pieces[i]} {frame}".strip() for i in topical[:-1]] + [f"{''.join(words[:cut])} {frame}".strip()]
 
 
 # --- follow-ups ---------------------------------------------------------------------------------------------

@@ -5,6 +5,8 @@ import logging
 import threading
 from typing import Sequence
 
+from dataclasses import replace
+
 import numpy as np
 
 from .embeddings import Embedder
@@ -119,3 +121,10 @@ class Retriever:
                 scores["rerank"] = rerank[r]
             hits.append(Hit(self.index.chunks[r], rerank.get(r, fused[r]), rank, scores))
         return hits
+
+
+def merge_hits(hits: list[Hit], extra: list[Hit]) -> list[Hit]:
+    """`hits` followed by the hits of `extra` whose chunks it lacks, ranked on after them."""
+    have = {h.chunk.id for h in hits}
+    added = [h for h in extra if h.chunk.id not in have]
+    return list(hits) + [replace(h, rank=len(hits) + i) for i, h in enumerate(added, start=1)]
