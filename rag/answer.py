@@ -316,7 +316,7 @@ def select_units(sidx: SentenceIndex, ranked: list[Scored], question: str, max_n
     question about several things (`parts`: each sub-question's ranking), every mention of a term for "where does
     X appear", the sentence naming both things for "is A part of B", the enumeration (with the asked number of
     items: "哪三个"), the end of the sentence for "what is it for", nothing already said for "除了这个…/具体呢"."""
-    if exclude and _BESIDES.search(question):
+    if exclude and _BESIDES.search(t2s(question)):
         ranked = [s for s in ranked if (s.unit.doc_id, s.unit.start) not in exclude] or ranked
     if not ranked:
         return []
@@ -330,7 +330,7 @@ def select_units(sidx: SentenceIndex, ranked: list[Scored], question: str, max_n
         best = next((s for s in part if s.lexical > 0 and (s.unit.doc_id, s.unit.start) not in exclude), None)
         if best is not None:
             add(best)
-    if _OCCURRENCES.search(question):
+    if _OCCURRENCES.search(t2s(question)):
         found = [t for t in content_terms(question) if t in sidx.corpus_norm]
         term = max(found, key=len) if found else ""
         for u in (u for u in sidx.units if term and term in u.norm):
@@ -357,7 +357,7 @@ def select_units(sidx: SentenceIndex, ranked: list[Scored], question: str, max_n
         own = frozenset(g for g, w in query_grams(query or question, question).items() if w >= 1.0)
         _complete_list(sidx, ranked, chosen, asked_count(question), own)
         chosen = chosen[: max_n + 1]
-    if _PURPOSE.search(question):
+    if _PURPOSE.search(t2s(question)):
         _complete_sentences(sidx, ranked, chosen)
     unique: list[Scored] = []
     for s in chosen:
@@ -371,7 +371,7 @@ def _co_occurrence(sidx: SentenceIndex, ranked: list[Scored], question: str) -> 
     """"科技金融算不算八大抓手里的": a question whether one thing belongs to another is answered by the sentence
     naming both. When no top unit names all of its specific terms (three or more characters, in the corpus) but
     one sentence does across its clauses, those clauses lead the answer."""
-    if not _MEMBERSHIP.search(question):
+    if not _MEMBERSHIP.search(t2s(question)):
         return []
     terms = [t for t in content_terms(question) if len(t) >= 3 and t in sidx.corpus_norm]
     if len(terms) < 2 or any(all(t in s.unit.norm for t in terms) for s in ranked[:3]):
@@ -564,7 +564,7 @@ def refusal(sidx: SentenceIndex, question: str, query: str, hits: list[Hit], scr
     if script == "en":
         topic = english_name(t2s(query)) or ph["topic_default"]
         detail_en = {"quantity": "figures", "time": "dates", "person": "names", "named": "names",
-                     "procedure": "procedure"}.get(verdict.asks_for, "")
+                     "procedure": "procedure", "detail": "specifics"}.get(verdict.asks_for, "")
         lead = ph["not_covered_kind"].format(kind=detail_en, topic=topic) if detail_en else ph["not_covered"]
         return Draft(f"{lead}\n{_join_quotes(cits, script)}", cits, refused=True)
     topic = display(topic_zh, script) if topic_zh else ""

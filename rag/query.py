@@ -7,7 +7,7 @@ import threading
 from dataclasses import dataclass
 
 from .glossary import english_terms
-from .text import CJK, detect_script, normalize
+from .text import CJK, detect_script, normalize, t2s
 
 # --- prompt injection and meta requests ----------------------------------------------------------------
 _INJECTION = [
@@ -53,6 +53,9 @@ ASKS = {
     "person": r"谁|哪位|叫什么名字|负责人|主任|院长|市长|书记|\bwho\b|whose|name of the (director|head|mayor)",
     "named": r"(哪|那)(几|一)?(所|家|条|座|个|些)?(大学|高校|银行|区|县|廊|园区|公司|机构|部门|单位|街道|地方|城市)|具体(是)?在哪|建在哪|哪个区|which (universit|bank|district|compan|institution)|where (is|are) .* (located|built)",
     "procedure": r"怎么申请|如何申请|怎样申请|(想|要|能|可以|怎么|如何)申请|申请.{0,12}(怎么办|怎么弄|咋办|咋弄|怎么搞|的话)|去哪|在哪(办|申请|报名|看|领|查)|哪里(办|申请|报名|看|领|查)|找谁|流程|手续|材料|条件|门槛|资格|要求是|需要准备|报名|申报|how (do|can|should) (i|we|companies|a company)|how to apply|where (do|can|should|to)|eligib|requirement|procedure|apply for",
+    # a specific the speech would have to spell out: features, differences, advantages, which one to choose
+    "detail": r"功能|特点|特色|优势|劣势|区别|差别|差异|不同之处|有何不同|有什么不同|好处|优缺点|缺点|哪个好|哪个更|选哪个|该选|怎么选|"
+              r"\bfeatures?\b|difference|advantages?|disadvantages?|pros and cons|which (one )?is better|should (i|we) (choose|pick)",
 }
 _ASKS_RE = {k: re.compile(v, re.IGNORECASE) for k, v in ASKS.items()}
 # evidence in a passage that could answer each kind of request
@@ -66,8 +69,9 @@ _LIST_RE = re.compile(r"几(个|项|条|种|大|方面)|多少(个|项|条|种|�
 
 
 def asks_for(question: str) -> str:
-    """The kind of fact a question asks for: quantity, time, person, named, procedure, or '' (general)."""
-    for kind in ("procedure", "time", "named", "person", "quantity"):
+    """The kind of fact a question asks for: quantity, time, person, named, procedure, detail, or '' (general)."""
+    question = t2s(question)  # the patterns are Simplified; "怎麼申請" asks the same as "怎么申请"
+    for kind in ("procedure", "time", "named", "person", "quantity", "detail"):
         m = _ASKS_RE[kind].search(question)
         if m and kind == "quantity" and m.group(0).startswith("几") and asks_list(question):
             continue  # "几个大目标列一下" asks for the list, not for a count
@@ -78,7 +82,8 @@ def asks_for(question: str) -> str:
 
 _ATTRIBUTE = re.compile(
     r"年利率|利率|利息|费率|额度|金额|规模|预算|补贴标准|补贴|奖金|奖励标准|奖励|目标值|比例|截止时间|截止日期|申请时间|"
-    r"时间表|期限|日期|主任|负责人|院长|名单|申请条件|条件|门槛|申请材料|材料|申请流程|流程|办理地点|地址|电话|网址|入口|联系方式")
+    r"时间表|期限|日期|主任|负责人|院长|名单|申请条件|条件|门槛|申请材料|材料|申请流程|流程|办理地点|地址|电话|网址|入口|联系方式|"
+    r"功能|特点|优势|区别|差别")
 
 
 def attribute(question: str) -> str:
@@ -89,7 +94,7 @@ def attribute(question: str) -> str:
 
 def asks_list(question: str) -> bool:
     """Whether the question asks for an enumeration."""
-    return bool(_LIST_RE.search(question))
+    return bool(_LIST_RE.search(t2s(question)))
 
 
 _COUNT_OF_ITEMS = re.compile(r"几(个|项|条|种|大|方面)|多少(个|项|条|种|方面)|how many")
@@ -109,6 +114,8 @@ def has_evidence(kind: str, passage: str, question: str) -> bool:
         return any(n not in norm_q and not re.search(r"[一二三四五六七八九十]" + noun + "$", n) for n in names)
     if kind == "quantity" and _COUNT_OF_ITEMS.search(norm_q) and len(re.findall("、", norm_p)) >= 2:
         return True  # "几个体系？": the count can be read off the enumeration
+    if kind == "detail":  # the passage names the very specific asked for (功能, 区别…)
+        return any(normalize(m.group(0)) in norm_p for m in _ASKS_RE["detail"].finditer(norm_q))
     pattern = EVIDENCE.get(kind)
     if pattern is None:
         return True
@@ -249,12 +256,15 @@ _RESPECTIVELY = re.compile(r"分别|各自|各有|各是|各(是|有|在|讲|说
 _ASPECT_SPLIT = re.compile(r"以及|还有|和|与|及|跟|、|，|,|/|\band\b", re.IGNORECASE)
 
 
+MAX_PARTS = 4
+
+
 def sub_questions(question: str) -> list[str]:
     """"平台和人才方面分别有什么举措" → ["平台 有什么举措", "人才 有什么举措"]: one question per part of a question
     that asks about several things at once (分别, 各有…), each part's topic words with the shared frame; [] otherwise."""
-    if not _RESPECTIVELY.search(question):
+    if not _RESPECTIVELY.search(t2s(question)):
         return []
-    pieces = [p for p in _ASPECT_SPLIT.split(normalize(_RESPECTIVELY.sub("", question))) if p]
+    pieces = [p for p in _ASPECT_SPLIT.split(normalize(_RESPECTIVELY.sub("", t2s(question)))) if p]
     topical = [i for i, p in enumerate(pieces) if content_terms(p)]
     if len(topical) < 2:
         return []
@@ -265,7 +275,8 @@ def sub_questions(question: str) -> list[str]:
     cut = max(i for i, w in enumerate(words) if w in own) + 1
     frame = "".join(w for w in words[cut:] if w not in ("方面", "这块", "那块", "上面", "上"))
     frame += "".join(pieces[last + 1:])
-    return [f"{pieces[i]} {frame}".strip() for i in topical[:-1]] + [f"{''.join(words[:cut])} {frame}".strip()]
+    subs = [f"{pieces[i]} {frame}".strip() for i in topical[:-1]] + [f"{''.join(words[:cut])} {frame}".strip()]
+    return subs[:MAX_PARTS]  # each part costs a retrieval: a pasted list is not asked about item by item
 
 
 # --- follow-ups ---------------------------------------------------------------------------------------------

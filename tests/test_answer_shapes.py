@@ -1,0 +1,175 @@
+"""What the shape of a question asks of the extractive answer, on the real document: a list that only names the
+topic in passing yields, one sentence per part of "A和B分别…", the asked number of items, the end of the sentence
+for "what is it for", nothing already said for "除了这个", the sentence naming both for "A算不算B"."""
+from __future__ import annotations
+
+import pytest
+
+from rag.answer import asked_count, query_grams
+from rag.query import content_terms, retrieval_query, sub_questions
+from rag.text import normalize
+
+LEVERS = "推进科技战略平台建设、高水平大学建设"  # the 八大抓手 list names eight topics in passing
+
+
+def quotes(answer) -> list[str]:
+    return [normalize(c.quote) for c in answer.citations]
+
+
+@pytest.mark.parametrize("question", [
+    "我是公司财务，想问下温州今年科技金融有哪些重点",
+    "我们小企业想贷款有什么政策",
+    "企业技术创新这块都有哪些具体动作",
+    "温州以后科技公司会更多吗？有没有啥计划",
+])
+def test_a_list_that_names_the_topic_in_passing_yields(pipeline, question):
+    a = pipeline.ask(question)
+    assert not a.refused and a.citations
+    assert not any(LEVERS in q for q in quotes(a)), a.text
+
+
+def test_the_list_stands_where_it_is_the_only_place_a_topic_is_named(pipeline):
+    a = pipeline.ask("厂里设备老了想升级改造，政府这块管不管")
+    assert "企业技术改造" in normalize(a.text)
+    assert any(LEVERS in q for q in quotes(a))
+
+
+@pytest.mark.parametrize("question,expected", [
+    ("平台和人才方面分别有什么举措", ["平台 有什么举措", "人才 有什么举措"]),
+    ("讲话里新提升、新势力、新活力分别对应啥", ["讲话里新提升 对应啥", "新势力 对应啥", "新活力 对应啥"]),
+    ("科创基金和科创指数贷分别是什么", ["科创基金 是什么", "科创指数贷 是什么"]),
+    ("科创指数贷和科创基金有什么区别", []),  # no 分别/各: one question
+    ("科企通是什么", []),
+])
+def test_sub_questions(pipeline, question, expected):
+    assert sub_questions(question) == expected
+
+
+@pytest.mark.parametrize("question,terms", [
+    ("讲话里新提升、新势力、新活力分别对应啥", ["新提升", "新势力", "新活力"]),
+    ("平臺和企業各有什麼舉措？", ["一区一廊一会一室一集群", "揭榜挂帅"]),
+    ("科技金融和人才引育分别怎么做？", ["科创指数贷", "一流政策"]),
+])
+def test_each_part_of_a_question_gets_its_sentence(pipeline, question, terms):
+    a = pipeline.ask(question)
+    assert not a.refused
+    for t in terms:
+        assert any(t in q for q in quotes(a)), (t, a.text)
+    assert len(a.citations) <= len(terms) + 1  # the best of each part, not a pile from one of them
+
+
+def test_the_parts_are_retrieved_too(pipeline):
+    a = pipeline.ask("讲话里新提升、新势力、新活力分别对应啥")
+    assert any("新提升" in normalize(h.chunk.text) for h in a.hits)
+
+
+def test_the_asked_number_of_items(pipeline):
+    a = pipeline.ask("温州要打造的三个体系是哪三个")
+    assert len(a.citations) == 1
+    assert normalize(a.citations[0].quote).count("体系") == 3 and a.citations[0].quote.count("、") == 2
+    assert asked_count("哪三个体系") == 3 and asked_count("八大抓手") == 8 and asked_count("有哪些") is None
+
+
+@pytest.mark.parametrize("question,term", [
+    ("搞这些科技金融最终是想干嘛", "产业体系现代化建设"),
+    ("成果池是干嘛用的", "成果落地"),
+    ("这计划想达到啥效果？", None),
+])
+def test_what_for_gets_the_end_of_the_sentence(pipeline, question, term):
+    if term is None:  # a follow-up: the aim closes the sentence the history points at
+        a = pipeline.ask(question, [["温州在培育科技企业方面有什么行动计划？", "深入实施科技企业“双倍增”“双迈进”行动计划升级版。"]])
+        term = "科技企业群体"
+    else:
+        a = pipeline.ask(question)
+    assert term in normalize(a.text), a.text
+
+
+def test_besides_this_leaves_out_what_was_said(pipeline):
+    first = pipeline.ask("揭榜挂帅是用在哪里的？")
+    said = first.citations[0].quote
+    a = pipeline.ask("除了这个，在企业研发上还有别的措施吗？", [["揭榜挂帅是用在哪里的？", first.text]])
+    assert said not in [c.quote for c in a.citations]
+    assert "技术创新联盟" in normalize(a.text)
+    # without "除了…" the same sentence may be quoted again: "那个贷款产品叫啥？" must repeat it
+    again = pipeline.ask("那个贷款产品叫啥？", [["温州在科技金融上有啥打算？", pipeline.ask("温州在科技金融上有啥打算？").text]])
+    assert "科创指数贷" in normalize(again.text)
+
+
+def test_more_detail_leaves_out_what_was_said(pipeline):
+    history = [["温州人才方面的总体思路是啥？", "根据讲话，大抓创新型人才引育，坚持以一流政策、一流机制、一流服务聚一流人才[1]。"]]
+    a = pipeline.ask("机制这块具体改哪些？", history)
+    assert "评价激励" in normalize(a.text)
+    assert not any("一流服务" in q for q in quotes(a))
+
+
+def test_is_a_part_of_b_gets_the_sentence_naming_both(pipeline):
+    a = pipeline.ask("科技金融算不算八大抓手里的")
+    text = normalize(a.text)
+    assert "八大抓手" in text and "科技金融发展" in text
+    # an elaboration question that names the list is not a membership question
+    b = pipeline.ask("八大抓手里的科技金融发展，后面是怎么展开说的")
+    assert "科创指数贷" in normalize(b.text)
+
+
+def test_where_does_it_appear_cites_every_mention(pipeline, document):
+    a = pipeline.ask("新型研发机构在讲话里都出现在哪")
+    mentions = [q for q in quotes(a) if "新型研发机构" in q]
+    assert len(mentions) == normalize(document.text).count("新型研发机构") == 2
+
+
+def test_own_words_outweigh_added_synonyms():
+    q = "我们小企业想贷款有什么政策"
+    grams = query_grams(retrieval_query(q, []), q)
+    assert grams["企业"] == 1.0  # the asker said 小企业 → 企业 is theirs
+    assert grams["指数"] < 1.0 and grams["金融"] < 1.0  # 科创指数贷, 金融 were added for 贷款
+    said = "科创指数贷的贷款怎么样"
+    assert query_grams(retrieval_query(said, []), said)["指数"] == 1.0  # said it themselves
+
+
+def test_the_documents_quoted_terms_stay_whole_without_touching_the_index_tokenizer(pipeline):
+    from rag.text import tokenize
+
+    assert "新提升" in content_terms("讲话里新提升对应啥")  # 新 + 提升 without the document's own term
+    # the lexical index's jieba (tokenizer "jieba") is a different tokenizer and keeps its dictionary
+    assert "新提升" not in tokenize("讲话里新提升对应啥", "jieba")
+
+
+def test_applying_for_a_fund_is_a_procedure_the_speech_does_not_give(pipeline):
+    for q in ("企业想申请科创基金怎么办", "我们公司可以申请科创指数贷吗？要什么条件"):
+        a = pipeline.ask(q)
+        assert a.refused and a.answerability.asks_for == "procedure", (q, a.text)
+
+
+def test_a_pasted_list_does_not_become_hundreds_of_retrievals(pipeline):
+    from rag.query import MAX_PARTS
+
+    pasted = "、".join(["科技金融", "人才", "平台", "企业", "实验室", "孵化", "科企通", "成果池"] * 12) + "分别是什么"
+    assert len(pasted) <= pipeline.settings.max_question_chars
+    assert len(sub_questions(pasted)) == MAX_PARTS
+    a = pipeline.ask(pasted)
+    assert a.citations and len(a.hits) <= pipeline.settings.top_k + 2 * MAX_PARTS
+
+
+@pytest.mark.parametrize("question,word", [
+    ("科企通有什么功能", "功能"),
+    ("科创指数贷和科创基金有什么区别，我们该选哪个", "区别"),
+    ("溫州的科創基金有什麼特點？", "特點"),
+    ("What are the advantages of the Sci-Tech Index Loan?", None),
+])
+def test_features_differences_and_advice_the_speech_does_not_give(pipeline, question, word):
+    a = pipeline.ask(question)
+    assert a.refused and a.answerability.asks_for == "detail", a.text
+    assert a.citations  # what the speech does say on the topic
+    if word:
+        assert word in a.text.split("。")[0]
+
+
+def test_question_shapes_are_read_in_traditional_too(pipeline):
+    from rag.query import asks_for, asks_list
+
+    assert asks_for("科創指數貸怎麼申請") == asks_for("科创指数贷怎么申请") == "procedure"
+    assert asks_for("甌江實驗室在哪個區") == "named" and asks_list("八大抓手包括哪些")
+    assert sub_questions("平臺和人才方面分別有什麼舉措") == ["平台 有什么举措", "人才 有什么举措"]
+    assert pipeline.ask("科創指數貸怎麼申請？").refused
+    a = pipeline.ask("搞這些科技金融最終是想幹嘛")
+    assert "產業體系現代化建設" in a.text
