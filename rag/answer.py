@@ -15,8 +15,8 @@ from typing import Mapping, Protocol
 
 from .chunking import sentences
 from .glossary import english_name
-from .query import (add_domain_terms, asks_for, asks_list, attribute, content_terms, coverage, expansions,
-                    has_evidence, ordinal, retrieval_query, sub_questions, synonyms)
+from .query import (add_domain_terms, asks_for, asks_list, attribute, content_terms, coverage, doc_intents,
+                    expansions, has_evidence, ordinal, retrieval_query, sub_questions, synonyms)
 from .settings import ROOT, Settings
 from .store import LoadedIndex
 from .text import normalize, s2t, t2s
@@ -40,6 +40,8 @@ ZERO_LEX_PENALTY = 0.7
 FRAGMENT_PENALTY = 0.85
 # a unit counts as already said in the previous answer when this share of its bigrams is in it
 QUOTED_SHARE = 0.6
+# a summary quotes the opening of at most this many paragraphs; an opening shorter than this is skipped
+MAX_SUMMARY, MIN_HEADLINE_CHARS = 6, 10
 
 
 @functools.lru_cache(maxsize=1)
@@ -151,6 +153,16 @@ class SentenceIndex:
         while j + 1 < len(self.units) and self.continues(self.units[j + 1]):
             j += 1
         return self.units[i : j + 1]
+
+    def body(self, doc_id: str) -> list[list[Unit]]:
+        """The units of a document by paragraph, without title or byline lines (short, no sentence end)."""
+        paragraphs: dict[int, list[Unit]] = {}
+        for u in self.by_doc.get(doc_id, []):
+            paragraphs.setdefault(u.paragraph, []).append(u)
+        body = [us for us in paragraphs.values()
+                if any(_SENTENCE_END.search(u.text) or re.search(r"[,，]\s*$", u.text) for u in us)
+                or sum(len(u.norm) for u in us) >= 40]
+        return body or list(paragraphs.values())
 
     def chunk_of(self, unit: Unit) -> Chunk | None:
         """The first indexed chunk that contains a unit."""
@@ -438,6 +450,11 @@ def _complete_sentences(sidx: SentenceIndex, ranked: list[Scored], chosen: list[
             chosen.append(Scored(nxt, chunk, s.score, 0.0))
 
 
+def _first_substantial(units: list[Unit]) -> Unit:
+    """A paragraph's opening unit, skipping a short exclamation ("创新永无止境。")."""
+    return next((u for u in units if len(u.norm) >= MIN_HEADLINE_CHARS), units[0])
+
+
 def _citations(selected: list[Scored]) -> tuple[Citation, ...]:
     return tuple(Citation(n, s.chunk, s.unit.text, s.unit.start, s.unit.end) for n, s in enumerate(selected, start=1))
 
@@ -473,6 +490,9 @@ class ExtractiveEngine:
             # "这篇讲话是谁讲的？": the byline, the first line of the document the passages come from
             byline = self.sidx.by_doc[hits[0].chunk.doc_id][0]
             ranked = [Scored(byline, self.sidx.chunk_of(byline), 1.0, 1.0)] + ranked
+        intents = doc_intents(question)
+        if intents and hits:
+            return self._whole_document(hits[0].chunk.doc_id, intents, script)
         n = ordinal(question)
         if n and history:
             draft = self._ordinal(n, history, ranked, script)
@@ -490,6 +510,32 @@ class ExtractiveEngine:
             lead = ph[key].format(topic=topic, where=_where_en(cits))
             return Draft(f"{lead}\n{_join_quotes(cits, script)}", cits)
         return Draft(ph["lead"] + _join_quotes(cits, script), cits)
+
+    def _whole_document(self, doc_id: str, intents: list[str], script: str) -> Draft:
+        """"讲话主要讲了什么 / 分几部分 / 开头 / 结尾说了啥": the opening of each body paragraph (evenly spaced when
+        there are more than MAX_SUMMARY), or the document's first sentence, or its last clause."""
+        ph = phrases()[script]
+        body = self.sidx.body(doc_id)
+        if "start" in intents or "end" in intents:
+            picked = []
+            if "start" in intents:
+                picked += self.sidx.sentence_of(_first_substantial(body[0]))
+            if "end" in intents:  # the last clause is where a speech lands ("为温州续写创新史…提供强有力的科技支撑")
+                last = body[-1]
+                picked += last[-2:] if len(last[-1].norm) < MIN_HEADLINE_CHARS else last[-1:]
+            key = "lead" if "start" in intents and "end" in intents else ("lead_start" if "start" in intents else "lead_end")
+        else:
+            heads = [_first_substantial(p) for p in body]
+            if len(heads) > MAX_SUMMARY:
+                heads = [heads[round(i * (len(heads) - 1) / (MAX_SUMMARY - 1))] for i in range(MAX_SUMMARY)]
+            picked, key = heads, ("lead_structure" if "structure" in intents else "lead_summary")
+        units = list(dict.fromkeys(picked))
+        cits = _citations([Scored(u, self.sidx.chunk_of(u), 1.0, 0.0) for u in units if self.sidx.chunk_of(u)])
+        if key == "lead":
+            lead = ph["lead"].format(topic=ph["topic_default"], where=_where_en(cits)) if script == "en" else ph["lead"]
+        else:
+            lead = ph[key].format(n=len(body))
+        return Draft(f"{lead}\n{_join_quotes(cits, script)}" if script == "en" else lead + _join_quotes(cits, script), cits)
 
     def _ordinal(self, n: int, history, ranked: list[Scored], script: str) -> Draft | None:
         """'其中第三个呢？' after a list: the n-th item of the enumeration the previous answer quoted."""
@@ -527,10 +573,11 @@ def assess(sidx: SentenceIndex, question: str, query: str, hits: list[Hit], sett
     dense = max((h.scores.get("dense", 0.0) for h in hits), default=0.0)
     dense_n = min(1.0, max(0.0, (dense - 0.78) / 0.12))
     topical = max(cov, 0.5 * syn_cov) if terms else 0.0
-    if not terms and _META.search(question):
-        topical = 1.0  # a question about the speech itself: who gave it, what it is about
+    intents = doc_intents(question)
+    if (not terms and _META.search(question)) or (intents and not content_terms(question)):
+        topical = 1.0  # a question about the speech itself: who gave it, what it is about, how it ends
     score = 0.55 * topical + 0.45 * dense_n
-    kind = asks_for(question)
+    kind = "" if intents else asks_for(question)  # "讲话有几个部分" counts paragraphs, not a figure in the text
     found = [t for t in content_terms(query) if t in sidx.corpus_norm]
     topic = max(found, key=len) if found else ""
     reason = f"coverage {cov:.2f}, dense {dense:.3f}"

@@ -130,6 +130,7 @@ STOP = set("""
 我 我们 你 你们 他 她 它 他们 这 那 这个 那个 这篇 那篇 篇 这里 那里 开头 结尾 最后 最终 达到 效果 目的 想 干嘛 能用 工具 分别 对应 各有 办法 区别 之间 这些 那些 其中 里面 里 上 下 中 方面 这块 那块 一些 一个 个 些 具体 主要 到底 现在 今后 以后 目前
 温州 温州市 市 讲话 发言 讲 说 提到 提 提出 说到 文件 文章 规划 计划 政策 内容 部分 局长 工作 打算 准备 举措 措施 做法 东西 情况 怎么回事 回事
 支持 扶持 帮 帮助 搞 弄 做 干 关于 对于 以及 还有 另外 其他 别的 告诉 介绍 讲讲 说说 解释 意思 定位 作用 用 用来 用在 是什么 指 指的是 代表
+总结 概括 概述 归纳 要点 大意 核心 观点 核心思想 主旨 重点 部分 几部分 分几 分为 分成 结构 框架 段 几段 几个 几项 几条 几种 几点 讲了 说了 谈了 落脚 开篇 收尾 结语 末尾 开场 主要内容
 """.split())
 
 
@@ -249,6 +250,31 @@ def coverage(terms: list[str], vocabulary_text: str) -> tuple[float, list[str]]:
         if not all(g in vocabulary_text for g in grams):
             missing.append(t)
     return 1 - len(missing) / len(terms), missing
+
+
+# --- questions about the document as a whole --------------------------------------------------------------
+DOC_INTENTS = {
+    "summary": r"主要(讲|说|谈|内容)|(讲|说|谈)了(些)?(什么|啥|哪些)|(讲|说)的(是)?(什么|啥)|总结|概括|概述|归纳|要点|大意|"
+               r"核心(观点|内容|思想)|主旨|主要内容|summar|overview|main (points?|ideas?|message)|gist|key points|"
+               r"what (is|was) (the speech|it|this|the document) about|what does (the speech|it) (say|cover)",
+    "structure": r"分(为|成)?(几|哪几)(个)?(部分|段|块|方面)|几(个)?(部分|段)|结构|框架|how many (parts|sections)|structure|outline",
+    "start": r"开头|开篇|一开始|开场|起首|首先(讲|说|谈)|(open|begin|start)s? with|at the (start|beginning)|opening|"
+             r"how does (the speech|it) (begin|start|open)|first (part|paragraph)",
+    "end": r"结尾|最后(讲|说|谈|提|一段|部分|落脚|怎么说)|末尾|收尾|结束(时|的时候|语)|结语|落脚|(end|close|conclude)s? with|"
+           r"at the end|conclusion|closing|how does (the speech|it) (end|close|finish|conclude)|the ending|"
+           r"last (part|paragraph)",
+}
+_DOC_INTENT_RE = {k: re.compile(v, re.IGNORECASE) for k, v in DOC_INTENTS.items()}
+
+
+def doc_intents(question: str) -> list[str]:
+    """What a question asks of the document as a whole: its summary or structure (only when it names no topic
+    of its own: "讲话主要讲了什么", not "讲话关于人才讲了什么"), its opening, its closing."""
+    q = t2s(question)
+    found = [k for k, rx in _DOC_INTENT_RE.items() if rx.search(q)]
+    if any(k in found for k in ("summary", "structure")) and content_terms(question):
+        found = [k for k in found if k not in ("summary", "structure")]
+    return found
 
 
 # --- questions about several things at once -----------------------------------------------------------------

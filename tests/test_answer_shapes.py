@@ -173,3 +173,45 @@ def test_question_shapes_are_read_in_traditional_too(pipeline):
     assert pipeline.ask("科創指數貸怎麼申請？").refused
     a = pipeline.ask("搞這些科技金融最終是想幹嘛")
     assert "產業體系現代化建設" in a.text
+
+
+@pytest.mark.parametrize("question", ["这篇讲话主要讲了什么", "总结一下这篇讲话", "讲话的核心观点是什么", "講話主要講了什麼",
+                                      "Summarize the speech"])
+def test_a_summary_quotes_the_opening_of_each_paragraph(pipeline, document, question):
+    from tests.test_answer import check_citations
+
+    a = pipeline.ask(question)
+    assert not a.refused, a.text
+    check_citations(a, document)
+    paragraphs = sorted({c.chunk.paragraph for c in a.citations})
+    assert len(paragraphs) == len(a.citations) >= 5  # one opening per body paragraph
+    assert 0 not in paragraphs  # not the byline
+    assert any("八大抓手" in q for q in quotes(a)) and any("新活力" in q for q in quotes(a))
+
+
+def test_the_structure_counts_paragraphs_of_the_text(pipeline):
+    for q in ("讲话分几部分", "讲话有几个部分"):
+        a = pipeline.ask(q)
+        assert not a.refused and a.text.startswith("讲话正文共6段"), (q, a.text)
+
+
+@pytest.mark.parametrize("question,first,last", [
+    ("讲话开头讲了什么", "开局之年", None),
+    ("讲话最后说了啥", None, "共富路"),
+    ("讲话开头讲今年为啥重要，结尾又落脚到哪", "开局之年", "共富路"),
+    ("How does the speech end?", None, "共富路"),
+])
+def test_the_opening_and_the_closing(pipeline, question, first, last):
+    a = pipeline.ask(question)
+    assert not a.refused
+    if first:
+        assert first in quotes(a)[0]
+    if last:
+        assert last in quotes(a)[-1]
+    assert len(a.citations) == (first is not None) + (last is not None)
+
+
+def test_a_topic_question_phrased_like_a_summary_stays_a_topic_question(pipeline):
+    a = pipeline.ask("讲话关于人才讲了什么")
+    assert all("人才" in q for q in quotes(a)) and not a.text.startswith("讲话的要点")
+    assert pipeline.ask("总结一下今天的新闻").answerability.off_topic
