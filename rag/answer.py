@@ -38,6 +38,7 @@ SYNONYM_WEIGHT = 0.3
 ZERO_LEX_PENALTY = 0.7
 # the tail clause of a long sentence ("持续激发各类人才创新创造活力。") says little without its head
 FRAGMENT_PENALTY = 0.85
+MIN_CLAUSE_CHARS = 20  # a tail clause shorter than this yields twice: its embedding flatters it most
 # a unit counts as already said in the previous answer when this share of its bigrams is in it
 QUOTED_SHARE = 0.6
 # a summary quotes the opening of at most this many paragraphs; an opening shorter than this is skipped
@@ -274,7 +275,8 @@ def rank_units(sidx: SentenceIndex, query: str, hits: list[Hit], question: str |
                 seen[key] = replace(s, score=s.score * ZERO_LEX_PENALTY)
     for key, s in list(seen.items()):
         if sidx.continues(s.unit):
-            seen[key] = replace(s, score=s.score * FRAGMENT_PENALTY)
+            short = len(s.unit.norm) < MIN_CLAUSE_CHARS
+            seen[key] = replace(s, score=s.score * FRAGMENT_PENALTY ** (2 if short else 1))
     elaborated = frozenset().union(*(s.matched for s in seen.values() if not _is_topic_list(s.unit.text)))
     for key, s in list(seen.items()):
         if _is_topic_list(s.unit.text) and s.matched <= elaborated:

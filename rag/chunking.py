@@ -30,17 +30,36 @@ def _chunk_id(doc_id: str, start: int, end: int, text: str) -> str:
     return f"{doc_id}:{start}-{end}:{digest}"
 
 
-def chunk_document(doc: Document, chunk_size: int = 120, overlap: int = 0, max_clause_chars: int = 60) -> list[Chunk]:
-    """Pack consecutive sentences of a paragraph into chunks of at most `chunk_size` characters.
+# 2: a sentence is never split between chunks (1 packed comma clauses, so a long sentence could straddle two)
+CHUNKING_VERSION = 2
 
-    A single sentence longer than `chunk_size` becomes a chunk of its own (sentences are never cut);
-    `overlap` trailing sentences of a chunk start the next one.
+
+def _pieces(doc: Document, chunk_size: int, max_clause_chars: int) -> dict[int, list[tuple[int, int]]]:
+    """Per paragraph, the spans chunks are packed from: whole sentences, except that a run-on sentence longer
+    than twice `chunk_size` is cut at its commas into clauses of at most `max_clause_chars`."""
+    out: dict[int, list[tuple[int, int]]] = {}
+    for p, (ps, pe) in enumerate(paragraph_spans(doc.text)):
+        spans = out.setdefault(p, [])
+        for s, e in sentence_spans(doc.text[ps:pe], max_clause_chars=pe - ps + 1):
+            if e - s > 2 * chunk_size:
+                spans.extend((ps + s + a, ps + s + b) for a, b in sentence_spans(doc.text[ps + s : ps + e], max_clause_chars))
+            else:
+                spans.append((ps + s, ps + e))
+    return out
+
+
+def chunk_document(doc: Document, chunk_size: int = 120, overlap: int = 0, max_clause_chars: int = 60) -> list[Chunk]:
+    """Pack consecutive whole sentences of a paragraph into chunks of at most `chunk_size` characters.
+
+    A sentence is never split between chunks, so a passage always shows whole sentences and every answer unit
+    (a sentence or comma clause, `sentences`) lies inside one chunk: a sentence longer than `chunk_size` becomes a
+    chunk of its own; only one longer than twice `chunk_size` is cut at its commas into clauses of at most
+    `max_clause_chars`, which are packed in turn. `overlap` trailing pieces of a chunk start the next one.
     """
     chunks: list[Chunk] = []
-    by_par: dict[int, list[tuple[int, int]]] = {}
-    for p, s, e in sentences(doc, max_clause_chars):
-        by_par.setdefault(p, []).append((s, e))
-    for p, sents in by_par.items():
+    for p, sents in _pieces(doc, chunk_size, max_clause_chars).items():
+        if not sents:
+            continue
         heading = doc.text[sents[0][0] : sents[0][1]]
         i = 0
         while i < len(sents):

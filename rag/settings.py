@@ -56,7 +56,7 @@ class Settings:
     rerank_top_n: int = 20
     # answering
     answer_engine: str = "extractive"
-    max_answer_sentences: int = 4
+    max_answer_sentences: int = 3
     answerable_threshold: float = 0.5
     support_threshold: float = 0.6
     llm_base_url: str = "http://127.0.0.1:8000/v1"

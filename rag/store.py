@@ -23,7 +23,7 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from .chunking import chunk_corpus, sentences
+from .chunking import CHUNKING_VERSION, chunk_corpus, sentences
 from .embeddings import Embedder
 from .errors import IndexCorruptError, IndexMissingError, IndexStaleError, RagError
 from .ingest import corpus_hashes, load_corpus
@@ -123,7 +123,7 @@ def expected_manifest(settings: Settings, embedder_name: str) -> dict:
         "cleaning": CLEANING_VERSION,
         "documents": corpus_hashes(settings.corpus_dir),
         "chunking": {"chunk_size": settings.chunk_size, "chunk_overlap": settings.chunk_overlap,
-                     "max_clause_chars": settings.max_clause_chars},
+                     "max_clause_chars": settings.max_clause_chars, "version": CHUNKING_VERSION},
         "embedder": embedder_name,
         "embed_heading": settings.embed_heading,
         "lexical_tokenizer": settings.lexical_tokenizer,

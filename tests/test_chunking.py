@@ -23,6 +23,10 @@ def test_real_document_chunks(document):
     joined = "".join(c.text for c in chunks if c.paragraph == 4)
     s, e = paragraph_spans(document.text)[4]
     assert joined == document.text[s:e]
+    # a sentence is never split between chunks: the closing sentence (115 characters) is one passage
+    closing = document.text.index("溫州將始終堅持創新首位戰略")
+    assert any(c.start == closing and c.text.endswith("科技支撐。") for c in chunks)
+    assert max(len(c.text) for c in chunks) <= 2 * 120
 
 
 def test_size_and_overlap_change_chunks(document):

@@ -796,13 +796,20 @@ def test_sentence_spans_exact_on_arbitrary_unicode(text, limit):
 def test_chunk_offsets_exact_on_arbitrary_unicode(text, size, overlap, clause):
     doc = Document(id="d", title="t", text=text, path="-", sha256="0")
     chunks = chunk_document(doc, size, overlap, clause)
-    units = {(s, e) for _, s, e in sentences(doc, clause)}
+    whole = [(s, e) for _, s, e in sentences(doc, len(text) + 1)]  # sentences, never cut at commas
+    clauses = {(s, e) for _, s, e in sentences(doc, clause)}
     covered = set()
     for c in chunks:
         assert text[c.start:c.end] == c.text and c.text and c.text == c.text.strip()
         assert "\n" not in c.text  # a chunk never spans paragraphs
-        assert c.end - c.start <= size or (c.start, c.end) in units  # only a lone long sentence exceeds the size
+        # only a lone long sentence exceeds the size (a run-on one over twice the size: a lone clause of it)
+        assert c.end - c.start <= size or (c.start, c.end) in whole or (c.start, c.end) in clauses
+        assert c.end - c.start <= 2 * size or (c.start, c.end) in clauses
         covered.update(range(c.start, c.end))
+    for s, e in whole:  # a sentence is never split between chunks unless it is a run-on
+        assert e - s > 2 * size or any(c.start <= s and e <= c.end for c in chunks)
+    for s, e in clauses:  # every answer unit lies inside a chunk (citations need one)
+        assert any(c.start <= s and e <= c.end for c in chunks)
     assert [c.start for c in chunks] == sorted(c.start for c in chunks)
     assert all(i in covered for i, ch in enumerate(text) if not ch.isspace())
     assert chunk_document(doc, size, overlap, clause) == chunks  # deterministic
