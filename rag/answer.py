@@ -15,7 +15,7 @@ from typing import Mapping, Protocol
 
 from .chunking import sentences
 from .glossary import english_name
-from .query import (add_domain_terms, asks_for, asks_list, attribute, content_terms, coverage, doc_intents,
+from .query import (META, add_domain_terms, asks_for, asks_list, attribute, content_terms, coverage, doc_intents,
                     expansions, has_evidence, ordinal, retrieval_query, sub_questions, synonyms)
 from .settings import ROOT, Settings
 from .store import LoadedIndex
@@ -371,8 +371,7 @@ def select_units(sidx: SentenceIndex, ranked: list[Scored], question: str, max_n
         own = frozenset(g for g, w in query_grams(query or question, question).items() if w >= 1.0)
         _complete_list(sidx, ranked, chosen, asked_count(question), own)
         chosen = chosen[: max_n + 1]
-    if _PURPOSE.search(t2s(question)):
-        _complete_sentences(sidx, ranked, chosen)
+    _complete_sentences(sidx, ranked, chosen, any_length=bool(_PURPOSE.search(t2s(question))))
     unique: list[Scored] = []
     for s in chosen:
         if any(s.unit.norm in o.unit.norm or o.unit.norm in s.unit.norm for o in unique):
@@ -381,14 +380,39 @@ def select_units(sidx: SentenceIndex, ranked: list[Scored], question: str, max_n
     return sorted(unique, key=lambda s: (s.unit.doc_id, s.unit.start))
 
 
-def _co_occurrence(sidx: SentenceIndex, ranked: list[Scored], question: str) -> list[Scored]:
-    """"科技金融算不算八大抓手里的": a question whether one thing belongs to another is answered by the sentence
-    naming both. When no top unit names all of its specific terms (three or more characters, in the corpus) but
-    one sentence does across its clauses, those clauses lead the answer."""
+def _membership_terms(sidx: SentenceIndex, question: str) -> list[str]:
+    """The specific terms (three or more characters, in the corpus) of an "is A part of B" question, else []."""
     if not _MEMBERSHIP.search(t2s(question)):
         return []
     terms = [t for t in content_terms(question) if len(t) >= 3 and t in sidx.corpus_norm]
-    if len(terms) < 2 or any(all(t in s.unit.norm for t in terms) for s in ranked[:3]):
+    return terms if len(terms) >= 2 else []
+
+
+def _absent_member(sidx: SentenceIndex, question: str) -> tuple[str, str] | None:
+    """(container, member) when "A算不算B之一" names a B whose sentence never names A (and no sentence names
+    both), so the answer can say so before quoting what B holds; else None."""
+    terms = _membership_terms(sidx, question)
+    if not terms:
+        return None
+    for doc_units in sidx.by_doc.values():
+        seen: set[int] = set()
+        for u in doc_units:
+            sentence = sidx.sentence_of(u)
+            if id(sentence[0]) in seen:
+                continue
+            seen.add(id(sentence[0]))
+            if all(t in "".join(x.norm for x in sentence) for t in terms):
+                return None
+    return terms[-1], terms[0]
+
+
+def _co_occurrence(sidx: SentenceIndex, ranked: list[Scored], question: str) -> list[Scored]:
+    """"科技金融算不算八大抓手里的": a question whether one thing belongs to another is answered by the sentence
+    naming both. When no top unit names all of its specific terms (three or more characters, in the corpus) but
+    one sentence does across its clauses, those clauses lead the answer. When none does ("核心技术攻关算不算八大
+    抓手之一"), the container's naming clause and its enumeration lead, then the best unit naming the member."""
+    terms = _membership_terms(sidx, question)
+    if not terms or any(all(t in s.unit.norm for t in terms) for s in ranked[:3]):
         return []
     by_unit = {s.unit: s for s in ranked}
     for s in ranked:
@@ -396,7 +420,17 @@ def _co_occurrence(sidx: SentenceIndex, ranked: list[Scored], question: str) -> 
         text = "".join(u.norm for u in sentence)
         if all(t in text for t in terms):
             return [by_unit[u] for u in sentence if u in by_unit and any(t in u.norm for t in terms)]
-    return []
+    # no sentence names both: show what the container (the last term, "八大抓手") holds, so the asker sees
+    # whether the other is in it — its naming clause and the enumeration that follows in the same sentence
+    container = terms[-1]
+    naming = next((u for u in sidx.units if container in u.norm), None)
+    if naming is None:
+        return []
+    sentence = sidx.sentence_of(naming)
+    picked = [u for u in sentence[sentence.index(naming):] if u is naming or _is_enumeration(u.text)][:2]
+    out = [by_unit.get(u) or Scored(u, sidx.chunk_of(u), 0.0, 0.0) for u in picked if sidx.chunk_of(u)]
+    member = next((s for s in ranked if terms[0] in s.unit.norm), None)  # and where the other is named
+    return out + ([member] if member is not None else [])
 
 
 def _complete_list(sidx: SentenceIndex, ranked: list[Scored], chosen: list[Scored], count: int | None,
@@ -416,7 +450,7 @@ def _complete_list(sidx: SentenceIndex, ranked: list[Scored], chosen: list[Score
     for s in list(chosen[:2]):
         i = units.index(s.unit)
         for nxt in units[i + 1 : i + 3]:
-            if nxt.paragraph == s.unit.paragraph and _is_enumeration(nxt.text):
+            if _same_sentence(sidx, s.unit, nxt) and _is_enumeration(nxt.text):
                 chunk = next((h.chunk for h in ranked if h.unit == nxt), s.chunk)
                 chosen.append(Scored(nxt, chunk, s.score, s.lexical))
                 return
@@ -436,9 +470,10 @@ def _same_sentence(sidx: SentenceIndex, a: Unit, b: Unit) -> bool:
     return all(not _SENTENCE_END.search(units[k].text) for k in range(i, j))
 
 
-def _complete_sentences(sidx: SentenceIndex, ranked: list[Scored], chosen: list[Scored]) -> None:
-    """"What is it for?": the aim usually closes the sentence ("构建…成果池，…实现人才招引和成果落地双赢"), so a
-    quoted clause that leaves its sentence open is followed by the clause that ends it."""
+def _complete_sentences(sidx: SentenceIndex, ranked: list[Scored], chosen: list[Scored], any_length: bool) -> None:
+    """A quoted clause that leaves its sentence open is followed by the clause that ends it when that is short
+    ("…转变，" + "持续做大做强科技企业群体。"), or whatever its length for "what is it for?": the aim usually closes
+    the sentence ("构建…成果池，…实现人才招引和成果落地双赢")."""
     for s in list(chosen):
         units = sidx.by_doc[s.unit.doc_id]
         i = units.index(s.unit)
@@ -446,6 +481,8 @@ def _complete_sentences(sidx: SentenceIndex, ranked: list[Scored], chosen: list[
             continue
         nxt = units[i + 1]
         if nxt.paragraph != s.unit.paragraph or not _SENTENCE_END.search(nxt.text):
+            continue
+        if not any_length and len(nxt.norm) >= MIN_CLAUSE_CHARS:
             continue
         chunk = next((h.chunk for h in ranked if h.unit == nxt), None) or sidx.chunk_of(nxt)
         if chunk is not None and all(o.unit != nxt for o in chosen):
@@ -457,8 +494,22 @@ def _first_substantial(units: list[Unit]) -> Unit:
     return next((u for u in units if len(u.norm) >= MIN_HEADLINE_CHARS), units[0])
 
 
-def _citations(selected: list[Scored]) -> tuple[Citation, ...]:
-    return tuple(Citation(n, s.chunk, s.unit.text, s.unit.start, s.unit.end) for n, s in enumerate(selected, start=1))
+def _citations(selected: list[Scored], sidx: SentenceIndex | None = None) -> tuple[Citation, ...]:
+    """Numbered citations of the selected units; with `sidx`, consecutive clauses of one sentence in one passage
+    become one citation quoting them together ("…赋能企业发展，全力推动产业体系现代化建设")."""
+    if sidx is None:
+        return tuple(Citation(n, s.chunk, s.unit.text, s.unit.start, s.unit.end) for n, s in enumerate(selected, start=1))
+    spans: list[list] = []  # [chunk, doc_id, start, end]
+    for s in selected:
+        last = spans[-1] if spans else None
+        if (last and last[0] == s.chunk and last[1] == s.unit.doc_id and sidx.continues(s.unit)
+                and 0 <= s.unit.start - last[3] <= 1):
+            last[3] = s.unit.end
+        else:
+            spans.append([s.chunk, s.unit.doc_id, s.unit.start, s.unit.end])
+    docs = sidx.index.documents
+    return tuple(Citation(n, chunk, docs[doc_id].text[start:end], start, end)
+                 for n, (chunk, doc_id, start, end) in enumerate(spans, start=1))
 
 
 def _join_quotes(cits: tuple[Citation, ...], script: str) -> str:
@@ -488,13 +539,13 @@ class ExtractiveEngine:
     def answer(self, question: str, query: str, hits: list[Hit], script: str,
                history: list[tuple[str, str]]) -> Draft:
         ranked = rank_units(self.sidx, query, hits, question)
-        if hits and asks_for(question) == "person" and not content_terms(question) and _META.search(question):
+        if hits and asks_for(question) == "person" and not content_terms(question) and META.search(question):
             # "这篇讲话是谁讲的？": the byline, the first line of the document the passages come from
             byline = self.sidx.by_doc[hits[0].chunk.doc_id][0]
             ranked = [Scored(byline, self.sidx.chunk_of(byline), 1.0, 1.0)] + ranked
-        intents = doc_intents(question)
+        intents = doc_intents(question, self.sidx.corpus_norm)
         if intents and hits:
-            return self._whole_document(hits[0].chunk.doc_id, intents, script)
+            return self._whole_document(hits[0].chunk.doc_id, intents, script, question, query)
         n = ordinal(question)
         if n and history:
             draft = self._ordinal(n, history, ranked, script)
@@ -504,39 +555,57 @@ class ExtractiveEngine:
                  for sq in sub_questions(question)]
         selected = select_units(self.sidx, ranked, question, self.settings.max_answer_sentences, query=query,
                                 exclude=previously_quoted(self.sidx, history), parts=parts)
-        cits = _citations(selected)
+        cits = _citations(selected, self.sidx)
         ph = phrases()[script]
+        absent = _absent_member(self.sidx, question)
         if script == "en":
             topic = english_name(t2s(query)) or english_name(normalize(" ".join(c.quote for c in cits))) or ph["topic_default"]
             key = "lead_list" if asks_list(question) and any(_is_enumeration(c.quote) for c in cits) else "lead"
             lead = ph[key].format(topic=topic, where=_where_en(cits))
+            if absent:
+                lead = ph["not_in_container"].format(container=absent[0], member=absent[1])
             return Draft(f"{lead}\n{_join_quotes(cits, script)}", cits)
-        return Draft(ph["lead"] + _join_quotes(cits, script), cits)
+        lead = ph["lead"]
+        if absent:
+            lead = ph["not_in_container"].format(container=display(absent[0], script), member=display(absent[1], script))
+        return Draft(lead + _join_quotes(cits, script), cits)
 
-    def _whole_document(self, doc_id: str, intents: list[str], script: str) -> Draft:
+    def _whole_document(self, doc_id: str, intents: list[str], script: str, question: str, query: str) -> Draft:
         """"讲话主要讲了什么 / 分几部分 / 开头 / 结尾说了啥": the opening of each body paragraph (evenly spaced when
-        there are more than MAX_SUMMARY), or the document's first sentence, or its last clause."""
+        there are more than MAX_SUMMARY), or the document's first or last sentence — the first or last one naming
+        the question's topic when it has one ("开头和结尾都提到了315…")."""
         ph = phrases()[script]
         body = self.sidx.body(doc_id)
+        quoted: list[str] = []
         if "start" in intents or "end" in intents:
+            topic = [t for t in content_terms(query) if t in self.sidx.corpus_norm]
+
+            def naming(units: list[Unit]) -> Unit | None:
+                return next((u for u in units if topic and any(t in u.norm for t in topic)), None)
+
             picked = []
             if "start" in intents:
-                picked += self.sidx.sentence_of(_first_substantial(body[0]))
-            if "end" in intents:  # the last clause is where a speech lands ("为温州续写创新史…提供强有力的科技支撑")
-                last = body[-1]
-                picked += last[-2:] if len(last[-1].norm) < MIN_HEADLINE_CHARS else last[-1:]
+                early = [u for p in body[: max(2, len(body) // 3)] for u in p]
+                picked += self.sidx.sentence_of(naming(early) or _first_substantial(body[0]))
+            if "end" in intents:
+                late = [u for p in body[-max(1, len(body) // 3):] for u in p]
+                picked += self.sidx.sentence_of(naming(late[::-1]) or body[-1][-1])
             key = "lead" if "start" in intents and "end" in intents else ("lead_start" if "start" in intents else "lead_end")
         else:
             heads = [_first_substantial(p) for p in body]
+            # "标题里各有一个“新”": the openings that quote a term beginning so
+            quoted = re.findall(r"[“「\"']([^”」\"']{1,8})[”」\"']", t2s(question))
+            marked = [h for h in heads if any(f"“{q}" in t2s(h.text) or f"「{q}" in t2s(h.text) for q in quoted)]
+            heads = marked or heads
             if len(heads) > MAX_SUMMARY:
                 heads = [heads[round(i * (len(heads) - 1) / (MAX_SUMMARY - 1))] for i in range(MAX_SUMMARY)]
-            picked, key = heads, ("lead_structure" if "structure" in intents else "lead_summary")
+            picked, key = heads, ("lead_marked" if marked else "lead_structure" if "structure" in intents else "lead_summary")
         units = list(dict.fromkeys(picked))
-        cits = _citations([Scored(u, self.sidx.chunk_of(u), 1.0, 0.0) for u in units if self.sidx.chunk_of(u)])
+        cits = _citations([Scored(u, self.sidx.chunk_of(u), 1.0, 0.0) for u in units if self.sidx.chunk_of(u)], self.sidx)
         if key == "lead":
             lead = ph["lead"].format(topic=ph["topic_default"], where=_where_en(cits)) if script == "en" else ph["lead"]
         else:
-            lead = ph[key].format(n=len(body))
+            lead = ph[key].format(n=len(body), q=display(quoted[0], script) if key == "lead_marked" else "")
         return Draft(f"{lead}\n{_join_quotes(cits, script)}" if script == "en" else lead + _join_quotes(cits, script), cits)
 
     def _ordinal(self, n: int, history, ranked: list[Scored], script: str) -> Draft | None:
@@ -563,7 +632,6 @@ class ExtractiveEngine:
 # --- answerability ----------------------------------------------------------------------------------------
 
 
-_META = re.compile(r"讲话|講話|发言|發言|演讲|演講|这篇|這篇|文件|报告|報告|speech|speaker|document|talk", re.IGNORECASE)
 
 
 def assess(sidx: SentenceIndex, question: str, query: str, hits: list[Hit], settings: Settings) -> Answerability:
@@ -575,15 +643,16 @@ def assess(sidx: SentenceIndex, question: str, query: str, hits: list[Hit], sett
     dense = max((h.scores.get("dense", 0.0) for h in hits), default=0.0)
     dense_n = min(1.0, max(0.0, (dense - 0.78) / 0.12))
     topical = max(cov, 0.5 * syn_cov) if terms else 0.0
-    intents = doc_intents(question)
-    if (not terms and _META.search(question)) or (intents and not content_terms(question)):
+    intents = doc_intents(question, sidx.corpus_norm)
+    if (not terms and META.search(question)) or (intents and not [t for t in content_terms(question)
+                                                                   if t in sidx.corpus_norm]):
         topical = 1.0  # a question about the speech itself: who gave it, what it is about, how it ends
     score = 0.55 * topical + 0.45 * dense_n
     kind = "" if intents else asks_for(question)  # "讲话有几个部分" counts paragraphs, not a figure in the text
     found = [t for t in content_terms(query) if t in sidx.corpus_norm]
     topic = max(found, key=len) if found else ""
     reason = f"coverage {cov:.2f}, dense {dense:.3f}"
-    meta_person = kind == "person" and not content_terms(question) and bool(_META.search(question))
+    meta_person = kind == "person" and not content_terms(question) and bool(META.search(question))
     if kind and not meta_person:  # the byline names the speaker of the speech itself
         ranked = rank_units(sidx, query, hits, question)[:3]
         if topic and kind == "person":

@@ -21,7 +21,8 @@ _INJECTION = [
 ]
 _INJECTION_RE = re.compile("|".join(f"(?:{p})" for p in _INJECTION), re.IGNORECASE)
 # what follows one of these inside a segment is part of the injection
-_SEGMENT_SPLIT = re.compile(r"(?<=[？?。！!；;\n])|(?=[【\[（(])|(?<=[】\]）)])|(?=\b(?:PS|P\.S\.|Also|另外|顺便|然后|答完)\b)|(?=另外|顺便|答完|PS[:：])")
+_SEGMENT_SPLIT = re.compile(r"(?<=[？?。！!；;\n])|(?=[【\[（(])|(?<=[】\]）)])|(?=\b(?:PS|P\.S\.|Also|另外|顺便|然后|答完)\b)|"
+                            r"(?=另外|顺便|然后|答完|PS[:：]|问题[:：])")
 
 
 @dataclass(frozen=True)
@@ -50,9 +51,9 @@ def strip_injection(question: str) -> Injection:
 ASKS = {
     "quantity": r"多少|多大|多高|多长|多久能|(?<![哪有])几(个|家|所|种|项|亿|万|千|百|倍|成|笔)|利率|利息|息费|费率|金额|额度|规模|比例|比重|百分之|%|补贴|奖金|奖励多少|资金量|预算|强度目标|how (much|many|big|large)|\brate\b|amount|percentage|budget|size of",
     "time": r"什么时候|啥时候|何时|哪天|哪一天|几号|几月|哪年|哪一年|截止|截至|期限|日期|时间表|多久|有效期|when\b|deadline|what date|which day|how long",
-    "person": r"谁|哪位|叫什么名字|负责人|主任|院长|市长|书记|\bwho\b|whose|name of the (director|head|mayor)",
-    "named": r"(哪|那)(几|一)?(所|家|条|座|个|些)?(大学|高校|银行|区|县|廊|园区|公司|机构|部门|单位|街道|地方|城市)|具体(是)?在哪|建在哪|哪个区|which (universit|bank|district|compan|institution)|where (is|are) .* (located|built)",
-    "procedure": r"怎么申请|如何申请|怎样申请|(想|要|能|可以|怎么|如何)申请|申请.{0,12}(怎么办|怎么弄|咋办|咋弄|怎么搞|的话)|去哪|在哪(办|申请|报名|看|领|查)|哪里(办|申请|报名|看|领|查)|找谁|流程|手续|材料|条件|门槛|资格|要求是|需要准备|报名|申报|how (do|can|should) (i|we|companies|a company)|how to apply|where (do|can|should|to)|eligib|requirement|procedure|apply for",
+    "person": r"谁|哪位|负责人|主任|院长|市长|书记|\bwho\b|whose|name of the (director|head|mayor)",
+    "named": r"(哪|那)(几|一)?(所|家|条|座|个|些)?(大学|高校|银行|区|县|廊|园区|公司|机构|部门|单位|街道|地方|城市)|哪几?[所家](?![\u4e00-\u9fff])|具体(是)?在哪|建在哪|哪个区|which (universit|bank|district|compan|institution)|where (is|are) .* (located|built)",
+    "procedure": r"怎么申请|注册|登录|下载|开通|入驻|如何申请|怎样申请|(想|要|能|可以|怎么|如何)申请|申请.{0,12}(怎么办|怎么弄|咋办|咋弄|怎么搞|的话)|去哪|在哪(办|申请|报名|看|领|查)|哪里(办|申请|报名|看|领|查)|找谁|流程|手续|材料|条件|门槛|资格|要求是|需要准备|报名|申报|how (do|can|should) (i|we|companies|a company)|how to apply|where (do|can|should|to)|eligib|requirement|procedure|apply for",
     # a specific the speech would have to spell out: features, differences, advantages, which one to choose
     "detail": r"功能|特点|特色|优势|劣势|区别|差别|差异|不同之处|有何不同|有什么不同|好处|优缺点|缺点|哪个好|哪个更|选哪个|该选|怎么选|"
               r"\bfeatures?\b|difference|advantages?|disadvantages?|pros and cons|which (one )?is better|should (i|we) (choose|pick)",
@@ -252,27 +253,38 @@ def coverage(terms: list[str], vocabulary_text: str) -> tuple[float, list[str]]:
     return 1 - len(missing) / len(terms), missing
 
 
+# the question is about the speech itself (its speaker, its text, its parts)
+META = re.compile(r"讲话|講話|发言|發言|演讲|演講|这篇|這篇|文件|报告|報告|局长|局長|讲者|講者|讲话人|发言人|"
+                  r"speech|speaker|document|talk", re.IGNORECASE)
+
+
 # --- questions about the document as a whole --------------------------------------------------------------
 DOC_INTENTS = {
     "summary": r"主要(讲|说|谈|内容)|(讲|说|谈)了(些)?(什么|啥|哪些)|(讲|说)的(是)?(什么|啥)|总结|概括|概述|归纳|要点|大意|"
                r"核心(观点|内容|思想)|主旨|主要内容|summar|overview|main (points?|ideas?|message)|gist|key points|"
                r"what (is|was) (the speech|it|this|the document) about|what does (the speech|it) (say|cover)",
-    "structure": r"分(为|成)?(几|哪几)(个)?(部分|段|块|方面)|几(个)?(部分|段)|结构|框架|how many (parts|sections)|structure|outline",
+    "structure": r"分(为|成)?(几|哪几)(个)?(部分|段|块|方面)|[几两三四五六七八九十]个?(部分|段|块)|结构|框架|(小)?标题|"
+                 r"how many (parts|sections)|structure|outline|headings?",
     "start": r"开头|开篇|一开始|开场|起首|首先(讲|说|谈)|(open|begin|start)s? with|at the (start|beginning)|opening|"
              r"how does (the speech|it) (begin|start|open)|first (part|paragraph)",
-    "end": r"结尾|最后(讲|说|谈|提|一段|部分|落脚|怎么说)|末尾|收尾|结束(时|的时候|语)|结语|落脚|(end|close|conclude)s? with|"
+    "end": r"结尾|最后(讲|说|谈|提|一段|部分|落脚|怎么说|表|总结|强调|呼吁)|表决心|表态|末尾|收尾|结束(时|的时候|语)|结语|落脚|"
+           r"(end|close|conclude)s? with|"
            r"at the end|conclusion|closing|how does (the speech|it) (end|close|finish|conclude)|the ending|"
            r"last (part|paragraph)",
 }
 _DOC_INTENT_RE = {k: re.compile(v, re.IGNORECASE) for k, v in DOC_INTENTS.items()}
 
 
-def doc_intents(question: str) -> list[str]:
-    """What a question asks of the document as a whole: its summary or structure (only when it names no topic
-    of its own: "讲话主要讲了什么", not "讲话关于人才讲了什么"), its opening, its closing."""
+def doc_intents(question: str, vocabulary: str = "") -> list[str]:
+    """What a question asks of the document as a whole: its opening, its closing, its summary or structure. A
+    summary or structure only when the question names no topic of the documents' (`vocabulary`: their normalised
+    text) and either mentions the speech or names nothing else: "讲话主要讲了什么", "记者提问：讲话三个部分的标题",
+    not "讲话关于人才讲了什么" nor "总结一下今天的新闻"."""
     q = t2s(question)
     found = [k for k, rx in _DOC_INTENT_RE.items() if rx.search(q)]
-    if any(k in found for k in ("summary", "structure")) and content_terms(question):
+    terms = content_terms(question)
+    topical = [t for t in terms if not vocabulary or t in vocabulary]
+    if topical or (terms and not META.search(q)):
         found = [k for k in found if k not in ("summary", "structure")]
     return found
 
