@@ -231,3 +231,26 @@ def test_must_not_include(item):
         assert _cmp(term) not in doc, f"{term!r} is in the document, so a faithful answer could contain it"
         assert _cmp(term) not in ref, f"reference answer contains forbidden {term!r}"
         assert term not in item["must_include"]
+
+
+# --- the second author's set (eval/second_voice.jsonl): its own conventions, the same document -------------
+SECOND = ROOT / "eval" / "second_voice.jsonl"
+SECOND_ITEMS = [json.loads(line) for line in SECOND.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def test_second_voice_ids_unique():
+    ids = [it["id"] for it in SECOND_ITEMS]
+    assert len(ids) == len(set(ids)) and len(ids) >= 50
+
+
+@pytest.mark.parametrize("item", SECOND_ITEMS, ids=[it["id"] for it in SECOND_ITEMS])
+def test_second_voice_item(item):
+    assert set(item) == REQUIRED_KEYS
+    assert item["category"] in CATEGORIES and item["lang"] in LANGS and item["expected_behavior"] in BEHAVIORS
+    assert item["answerable"] == (item["expected_behavior"] in ANSWERING)
+    assert detect_script(item["question"]) == LANGS[item["lang"]]
+    for turn in item["history"]:
+        assert isinstance(turn, list) and len(turn) == 2
+    for s in item["gold_evidence"] + item["must_include"]:
+        assert _ns(s) in DOC_NS, f"not in the cleaned Simplified document: {s!r}"
+    assert bool(item["must_include"]) == item["answerable"]
