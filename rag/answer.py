@@ -184,6 +184,10 @@ class SentenceIndex:
         have = self._grams[self._pos[(unit.doc_id, unit.start)]]
         return sum(self.idf.get(g, 0.0) * w for g, w in query_grams.items() if g in have) / total
 
+    def grams_of(self, unit: Unit) -> frozenset[str]:
+        """The unit's bigrams."""
+        return self._grams[self._pos[(unit.doc_id, unit.start)]]
+
     def matched(self, query_grams: Mapping[str, float], unit: Unit) -> frozenset[str]:
         """The query's bigrams the unit contains."""
         return frozenset(query_grams) & self._grams[self._pos[(unit.doc_id, unit.start)]]
@@ -307,13 +311,14 @@ def asked_count(question: str) -> int | None:
     return _number(m.group(1)) if m else None
 
 
-def previously_quoted(sidx: SentenceIndex, history: list[tuple[str, str]]) -> set[tuple[str, int]]:
-    """Units the previous answer quoted or paraphrased: what "除了这个，还有别的吗？" asks to leave out. A unit
-    counts when QUOTED_SHARE of its bigrams are in that answer, and the closest unit when a third of its are."""
+def previously_quoted(sidx: SentenceIndex, history: list[tuple[str, str]], units: list[Unit]) -> set[tuple[str, int]]:
+    """Which of `units` the previous answer quoted or paraphrased: what "除了这个，还有别的吗？" asks to leave out.
+    A unit counts when QUOTED_SHARE of its bigrams are in that answer, and the closest unit when a third of its are."""
     if not history:
         return set()
     said = set(_bigrams(normalize(history[-1][1])))
-    shares = [(len(g & said) / len(g), (u.doc_id, u.start)) for u, g in zip(sidx.units, sidx._grams) if len(g) >= 4]
+    grams = [(u, sidx.grams_of(u)) for u in dict.fromkeys(units)]
+    shares = [(len(g & said) / len(g), (u.doc_id, u.start)) for u, g in grams if len(g) >= 4]
     out = {key for share, key in shares if share >= QUOTED_SHARE}
     best = max(shares, default=(0.0, None))
     if best[0] >= 1 / 3:
@@ -394,15 +399,9 @@ def _absent_member(sidx: SentenceIndex, question: str) -> tuple[str, str] | None
     terms = _membership_terms(sidx, question)
     if not terms:
         return None
-    for doc_units in sidx.by_doc.values():
-        seen: set[int] = set()
-        for u in doc_units:
-            sentence = sidx.sentence_of(u)
-            if id(sentence[0]) in seen:
-                continue
-            seen.add(id(sentence[0]))
-            if all(t in "".join(x.norm for x in sentence) for t in terms):
-                return None
+    for u in sidx.units:
+        if terms[-1] in u.norm and all(t in "".join(x.norm for x in sidx.sentence_of(u)) for t in terms):
+            return None  # a sentence naming the container names the member too
     return terms[-1], terms[0]
 
 
@@ -554,7 +553,7 @@ class ExtractiveEngine:
         parts = [rank_units(self.sidx, retrieval_query(sq, [], self.sidx.corpus_norm), hits, question=sq)
                  for sq in sub_questions(question)]
         selected = select_units(self.sidx, ranked, question, self.settings.max_answer_sentences, query=query,
-                                exclude=previously_quoted(self.sidx, history), parts=parts)
+                                exclude=previously_quoted(self.sidx, history, [s.unit for s in ranked]), parts=parts)
         cits = _citations(selected, self.sidx)
         ph = phrases()[script]
         absent = _absent_member(self.sidx, question)
