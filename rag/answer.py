@@ -15,7 +15,7 @@ from typing import Mapping, Protocol
 
 from .chunking import sentences
 from .glossary import english_name
-from .query import (META, add_domain_terms, asks_for, asks_list, attribute, content_terms, coverage, doc_intents,
+from .query import (META, OCCURRENCES, add_domain_terms, asks_for, asks_list, attribute, content_terms, coverage, doc_intents,
                     expansions, has_evidence, ordinal, retrieval_query, sub_questions, synonyms)
 from .settings import ROOT, Settings
 from .store import LoadedIndex
@@ -291,10 +291,12 @@ def rank_units(sidx: SentenceIndex, query: str, hits: list[Hit], question: str |
 # what a question's shape asks of the selection
 _PURPOSE = re.compile(r"干嘛|干什么|干啥|作用|目的|目标|为了|用来|用于|效果|意义|想达到|要达到|是想|图啥|"
                       r"what for|purpose|\baims?\b|goals?\b|in order to", re.IGNORECASE)
-_OCCURRENCES = re.compile(r"(出现|提到|提及|说到|讲到|谈到)(了)?(在)?(哪|几次|多少次|哪些地方)|(哪些地方|哪里|哪儿|哪几处|几处|哪几个地方)(出现|提到|提及|说到|讲到|谈到)|where .*(mention|appear)", re.IGNORECASE)
 _BESIDES = re.compile(r"除了|除此之外|此外|还有别的|还有其他|还有啥|还有什么|另外还有|别的呢|其他的呢|其它的呢|具体|详细|展开|细说|\b(besides|other than|apart from|anything else|what else)\b", re.IGNORECASE)
 _MEMBERSHIP = re.compile(r"算不算|是不是|属不属于|属于|在不在|包不包括|包括.{0,12}吗|包含|之一|(里|中)的(吗|么|嘛)?[？?]?$|"
                          r"\bis .*\b(one of|part of|among|included in)\b", re.IGNORECASE)
+# "原话是怎么说的": the whole sentence, not a clause of it
+_VERBATIM = re.compile(r"原话|原文|怎么说的|怎么讲的|怎么表述|如何表述|表述|提法|措辞|用词|wording|exact words|verbatim|"
+                       r"quote|how is it (put|phrased)", re.IGNORECASE)
 _COUNT = re.compile(r"([一二两三四五六七八九十]|[0-9]+)(个|大|项|条|种|方面|件)")
 _SENTENCE_END = re.compile(r"[。！？!?；;]\s*$")
 
@@ -349,13 +351,17 @@ def select_units(sidx: SentenceIndex, ranked: list[Scored], question: str, max_n
         best = next((s for s in part if s.lexical > 0 and (s.unit.doc_id, s.unit.start) not in exclude), None)
         if best is not None:
             add(best)
-    if _OCCURRENCES.search(t2s(question)):
+    if OCCURRENCES.search(t2s(question)):
         found = [t for t in content_terms(question) if t in sidx.corpus_norm]
         term = max(found, key=len) if found else ""
         for u in (u for u in sidx.units if term and term in u.norm):
             chunk = next((s.chunk for s in ranked if s.unit == u), None) or sidx.chunk_of(u)
             if chunk is not None and len(chosen) < max_n:
                 add(next((s for s in ranked if s.unit == u), Scored(u, chunk, 0.0, 0.0)))
+    for u in _quote_marked(sidx, question)[:max_n]:  # "带“新”字的口号": every quotation that opens so
+        chunk = next((s.chunk for s in ranked if s.unit == u), None) or sidx.chunk_of(u)
+        if chunk is not None:
+            add(next((s for s in ranked if s.unit == u), Scored(u, chunk, 0.0, 0.0)))
     together = _co_occurrence(sidx, ranked, question)
     for s in together:
         add(s)
@@ -376,13 +382,22 @@ def select_units(sidx: SentenceIndex, ranked: list[Scored], question: str, max_n
         own = frozenset(g for g, w in query_grams(query or question, question).items() if w >= 1.0)
         _complete_list(sidx, ranked, chosen, asked_count(question), own)
         chosen = chosen[: max_n + 1]
-    _complete_sentences(sidx, ranked, chosen, any_length=bool(_PURPOSE.search(t2s(question))))
+    _complete_sentences(sidx, ranked, chosen, any_length=bool(_PURPOSE.search(t2s(question))
+                                                              or _VERBATIM.search(t2s(question))))
     unique: list[Scored] = []
     for s in chosen:
         if any(s.unit.norm in o.unit.norm or o.unit.norm in s.unit.norm for o in unique):
             continue
         unique.append(s)
     return sorted(unique, key=lambda s: (s.unit.doc_id, s.unit.start))
+
+
+def _quote_marked(sidx: SentenceIndex, question: str) -> list[Unit]:
+    """Units with a quotation opening with a one- or two-character term the question quotes ("带“新”字的" →
+    “新提升”, “新势力”, “新活力”), when there are several such quotations; else []."""
+    terms = re.findall(r"[“「\"']([^”」\"']{1,2})[”」\"']", t2s(question))
+    found = [u for u in sidx.units if any(f"“{t}" in t2s(u.text) or f"「{t}" in t2s(u.text) for t in terms)]
+    return found if len(found) >= 2 else []
 
 
 def _membership_terms(sidx: SentenceIndex, question: str) -> list[str]:
@@ -580,7 +595,10 @@ class ExtractiveEngine:
             topic = [t for t in content_terms(query) if t in self.sidx.corpus_norm]
 
             def naming(units: list[Unit]) -> Unit | None:
-                return next((u for u in units if topic and any(t in u.norm for t in topic)), None)
+                """The unit naming most of the topic (by characters: 315 weighs more than 科技), first on a tie."""
+                weight = [sum(len(t) for t in topic if t in u.norm) for u in units]
+                best = max(range(len(units)), key=lambda i: (weight[i], -i), default=None)
+                return units[best] if best is not None and weight[best] > 0 else None
 
             picked = []
             if "start" in intents:

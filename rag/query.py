@@ -15,14 +15,15 @@ _INJECTION = [
     r"(之前|以上|上面|前面|所有|全部)(的)?(指令|指示|规则|设定|限制|要求|提示)",
     r"系统提示|提示词|system\s*prompt|系统指令|原样输出|输出你收到|你的(指令|设定|规则)|开发者模式|developer mode|jailbreak|\bdan\b",
     r"(你|请|請)(现在|現在)?(扮演|假装|假裝)|扮演(一个|一個)|角色扮演|你现在是|你是一个没有|不受限制|没有任何限制|role[- ]?play|pretend|act as|you are now",
-    r"编一个|编一份|编造|瞎编|随便说|随便编|杜撰|捏造|make up|invent|fabricate|just guess|say (that|he|she|it)",
+    r"编一个|编一份|编造|瞎编|随便说|随便编|杜撰|捏造|make up|invent|fabricate|just guess|"
+    r"(^|[.,;:!?]\s*|\b(and|also|please|just|now|then)\s+)say (that|he|she|it|the|there)\b",
     r"ignore (all |any |the |previous |prior |above |your )*(instructions|rules|document|prompt|context)",
     r"系统通知|system\s*:|assistant\s*:|【系统|\[system",
 ]
 _INJECTION_RE = re.compile("|".join(f"(?:{p})" for p in _INJECTION), re.IGNORECASE)
 # what follows one of these inside a segment is part of the injection
 _SEGMENT_SPLIT = re.compile(r"(?<=[？?。！!；;\n])|(?=[【\[（(])|(?<=[】\]）)])|(?=\b(?:PS|P\.S\.|Also|另外|顺便|然后|答完)\b)|"
-                            r"(?=另外|顺便|然后|答完|PS[:：]|问题[:：])")
+                            r"(?=另外|顺便|然后|答完|PS[:：]|问题[:：])|(?=\b(?:and|then) say\b)")
 
 
 @dataclass(frozen=True)
@@ -50,9 +51,9 @@ def strip_injection(question: str) -> Injection:
 # --- what the question asks for -------------------------------------------------------------------------
 ASKS = {
     "quantity": r"多少|多大|多高|多长|多久能|(?<![哪有])几(个|家|所|种|项|亿|万|千|百|倍|成|笔)|利率|利息|息费|费率|金额|额度|规模|比例|比重|百分之|%|补贴|奖金|奖励多少|资金量|预算|强度目标|how (much|many|big|large)|\brate\b|amount|percentage|budget|size of",
-    "time": r"什么时候|啥时候|何时|哪天|哪一天|几号|几月|哪年|哪一年|截止|截至|期限|日期|时间表|多久|有效期|when\b|deadline|what date|which day|how long",
+    "time": r"几年(内|完成|实现|达到)?|什么时候|啥时候|何时|哪天|哪一天|几号|几月|哪年|哪一年|截止|截至|期限|日期|时间表|多久|有效期|when\b|deadline|what date|which day|how long",
     "person": r"谁|哪位|负责人|主任|院长|市长|书记|\bwho\b|whose|name of the (director|head|mayor)",
-    "named": r"(哪|那)(几|一)?(所|家|条|座|个|些)?(大学|高校|银行|区|县|廊|园区|公司|机构|部门|单位|街道|地方|城市)|哪几?[所家](?![\u4e00-\u9fff])|具体(是)?在哪|建在哪|哪个区|which (universit|bank|district|compan|institution)|where (is|are) .* (located|built)",
+    "named": r"(哪|那)(几|一)?(所|家|条|座|个|些)?(大学|高校|学校|院校|医院|银行|区|县|廊|园区|公司|机构|部门|单位|街道|地方|城市)|哪几?[所家](?![\u4e00-\u9fff])|具体(是)?在哪|建在哪|哪个区|which (universit|bank|district|compan|institution)|where (is|are) .* (located|built)",
     "procedure": r"怎么申请|注册|登录|下载|开通|入驻|如何申请|怎样申请|(想|要|能|可以|怎么|如何)申请|申请.{0,12}(怎么办|怎么弄|咋办|咋弄|怎么搞|的话)|去哪|在哪(办|申请|报名|看|领|查)|哪里(办|申请|报名|看|领|查)|找谁|流程|手续|材料|条件|门槛|资格|要求是|需要准备|报名|申报|how (do|can|should) (i|we|companies|a company)|how to apply|where (do|can|should|to)|eligib|requirement|procedure|apply for",
     # a specific the speech would have to spell out: features, differences, advantages, which one to choose
     "detail": r"功能|特点|特色|优势|劣势|区别|差别|差异|不同之处|有何不同|有什么不同|好处|优缺点|缺点|哪个好|哪个更|选哪个|该选|怎么选|"
@@ -69,9 +70,17 @@ EVIDENCE = {
 _LIST_RE = re.compile(r"几(个|项|条|种|大|方面)|多少(个|项|条|种|方面)|how many|哪些|哪几|哪[一二三四五六七八九十两]+(个|项|条|种|大)|列一下|列个|列下|有什么|有啥|都有|包括|包含|分别|几大|列举|列出|什么(内容|举措|措施|方面|体系)|what are|which are|list|name the|include", re.IGNORECASE)
 
 
+# "where does X appear / how often is it mentioned": about the text itself, never a fact of a kind
+OCCURRENCES = re.compile(r"(出现|提到|提及|说到|讲到|谈到)(了)?(在)?(哪|几次|多少次|哪些地方)|"
+                         r"(哪些地方|哪里|哪儿|哪几处|几处|哪几个地方)(出现|提到|提及|说到|讲到|谈到)|where .*(mention|appear)|"
+                         r"how (many times|often)", re.IGNORECASE)
+
+
 def asks_for(question: str) -> str:
     """The kind of fact a question asks for: quantity, time, person, named, procedure, detail, or '' (general)."""
     question = t2s(question)  # the patterns are Simplified; "怎麼申請" asks the same as "怎么申请"
+    if OCCURRENCES.search(question):
+        return ""
     for kind in ("procedure", "time", "named", "person", "quantity", "detail"):
         m = _ASKS_RE[kind].search(question)
         if m and kind == "quantity" and m.group(0).startswith("几") and asks_list(question):
@@ -108,7 +117,8 @@ def has_evidence(kind: str, passage: str, question: str) -> bool:
         # a specific name of the asked kind: 'X大学' where X is not just words of the question
         m = _ASKS_RE["named"].search(norm_q)
         noun = re.sub(r"^(哪|那)(几|一)?(所|家|条|座|个|些)?", "", m.group(0)) if m else ""
-        noun = noun if noun in ("大学", "高校", "银行", "区", "县", "廊", "园区", "公司", "机构", "部门", "单位") else ""
+        noun = noun if noun in ("大学", "高校", "学校", "院校", "医院", "银行", "区", "县", "廊", "园区", "公司", "机构", "部门",
+                                "单位") else ""
         if not noun:
             return False
         names = re.findall(rf"[\u4e00-\u9fff]{{2,6}}{noun}", norm_p)
@@ -150,16 +160,19 @@ SYNONYMS = {
     "卡脖子": "核心技术攻关", "关键技术": "核心技术攻关", "技术难题": "核心技术攻关", "难题": "核心技术攻关",
     "研发": "研发投入 新型研发机构", "研究院": "新型研发机构", "研究所": "新型研发机构", "研究机构": "新型研发机构",
     "研究成果": "科技成果转化", "商业化": "科技成果转化", "产业化": "科技成果转化", "市场化": "科技成果转化",
-    "变现": "科技成果转化", "能卖": "科技成果转化", "卖钱": "科技成果转化", "成果转化": "科技成果转化", "产学研": "创新联合体 技术创新联盟",
+    "变现": "科技成果转化", "能卖": "科技成果转化", "卖钱": "科技成果转化", "变成产品": "科技成果转化",
+    "变成产业": "科技成果转化 创新链产业链", "产品化": "科技成果转化", "研究出来": "科技成果", "成果转化": "科技成果转化", "产学研": "创新联合体 技术创新联盟",
     "实验室": "实验室", "孵化器": "孵化", "众创空间": "孵化", "园区": "平台", "平台": "平台",
     "高校": "高水平大学建设", "大学": "高水平大学建设",
     # talent
     "吸引人才": "人才引育 人才招引", "招才": "人才招引", "抢人": "人才招引",
-    "留住": "人才", "引进": "人才引育", "招人": "人才", "引才": "人才招引", "大学生": "人才", "毕业生": "人才",
+    "留住": "人才", "人才项目": "重大人才工程", "人才计划": "重大人才工程", "人才工程": "重大人才工程",
+    "顶尖人才": "战略人才力量 一流人才", "高端人才": "战略人才力量 一流人才", "高层次人才": "战略人才力量 一流人才",
+    "领军人才": "战略人才力量 一流人才", "引进": "人才引育", "招人": "人才", "引才": "人才招引", "大学生": "人才", "毕业生": "人才",
     "专家": "人才", "科学家": "人才", "博士": "人才", "科研人员": "科技人才", "人才政策": "人才",
     "评职称": "人才评价", "职称": "人才评价", "奖励": "评价激励", "激励": "评价激励",
     # the city as a whole
-    "县区": "市域 全域", "区县": "市域 全域", "各县": "市域 全域", "各区": "市域 全域", "全市": "市域 全域",
+    "县区": "市域 全域", "县里": "市域 全域", "市里": "市域", "全市域": "市域 全域", "区县": "市域 全域", "各县": "市域 全域", "各区": "市域 全域", "全市": "市域 全域",
     "统一规划": "一体化 布局", "统筹": "统筹 一体化", "一盘棋": "一体化 统筹", "布局": "布局",
     # services and goals
     "网上": "数字化", "线上": "数字化", "app": "科企通", "小程序": "科企通", "办事": "科企通 服务",
