@@ -43,6 +43,8 @@ MIN_CLAUSE_CHARS = 20  # a tail clause shorter than this yields twice: its embed
 QUOTED_SHARE = 0.6
 # a summary quotes the opening of at most this many paragraphs; an opening shorter than this is skipped
 MAX_SUMMARY, MIN_HEADLINE_CHARS = 6, 10
+# topicality of a question that names the speech ("讲话里…", "局长…") but none of its words
+META_TOPICALITY = 0.3
 
 
 @functools.lru_cache(maxsize=1)
@@ -664,6 +666,8 @@ def assess(sidx: SentenceIndex, question: str, query: str, hits: list[Hit], sett
     if (not terms and META.search(question)) or (intents and not [t for t in content_terms(question)
                                                                    if t in sidx.corpus_norm]):
         topical = 1.0  # a question about the speech itself: who gave it, what it is about, how it ends
+    elif topical == 0 and META.search(question):
+        topical = META_TOPICALITY  # it asks about the speech, in words the speech lacks: not off-topic, not sure
     score = 0.55 * topical + 0.45 * dense_n
     kind = "" if intents else asks_for(question)  # "讲话有几个部分" counts paragraphs, not a figure in the text
     found = [t for t in content_terms(query) if t in sidx.corpus_norm]

@@ -321,3 +321,23 @@ def test_say_is_an_injection_only_as_an_order(pipeline):
 def test_english_leads_name_the_topic_in_english(pipeline):
     a = pipeline.ask("How will Wenzhou help companies commercialize research?")
     assert a.text.startswith("The speech addresses turning research results into applications (科技成果转化)")
+
+
+@pytest.mark.parametrize("question", [
+    "我们厂里的设备都是十几年前的老机器了,这篇讲话里有没有提到要帮企业更新改造设备?",  # 十几年前 is no deadline
+    "听说政府会把技术难题公开挂出来,谁有本事谁来接,这种做法叫什么?讲话里有吗?",  # 谁…谁… asks for no person
+    "搞科研的人常被考核方式、成果归谁这些事绑住手脚,讲话有没有说要给他们松绑?",  # nor does 成果归谁
+])
+def test_answerable_questions_that_look_like_requests_for_facts(pipeline, question):
+    from rag.query import asks_for
+
+    assert asks_for(question) == ""
+    assert not pipeline.ask(question).refused
+
+
+def test_a_question_naming_the_speech_is_never_off_topic(pipeline):
+    a = pipeline.ask("这篇讲话是谁讲的?他担任什么职务?")
+    assert not a.refused and "顾威" in normalize(a.text)
+    b = pipeline.ask("讲话里有没有提到明天的天气？")
+    assert b.refused and not b.answerability.off_topic  # the speech does not say; it is not another subject
+    assert pipeline.ask("明天天气怎么样").answerability.off_topic
