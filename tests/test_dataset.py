@@ -233,7 +233,7 @@ def test_must_not_include(item):
         assert term not in item["must_include"]
 
 
-# --- two other authors' sets (eval/other_voices.jsonl): their own conventions, the same document ---------
+# --- three other authors' sets (eval/other_voices.jsonl): their own conventions, the same document -------
 OTHER = ROOT / "eval" / "other_voices.jsonl"
 OTHER_ITEMS = [json.loads(line) for line in OTHER.read_text(encoding="utf-8").splitlines() if line.strip()]
 

@@ -15,7 +15,7 @@ from rag.settings import ROOT, build_settings
 
 DATASET = ROOT / "eval" / "dataset.jsonl"
 THRESHOLDS = ROOT / "eval" / "thresholds.json"
-# written by two other authors in voices of their own, without the code; a check that the system generalises
+# written by three other authors in voices of their own, without the code; a check that the system generalises
 OTHER = ROOT / "eval" / "other_voices.jsonl"
 OTHER_THRESHOLDS = ROOT / "eval" / "thresholds_other_voices.json"
 GATES = {"dataset": (DATASET, THRESHOLDS), "other_voices": (OTHER, OTHER_THRESHOLDS)}
