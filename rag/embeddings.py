@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import threading
 from pathlib import Path
 from typing import Protocol, Sequence
-from urllib.parse import urlparse
 
 import numpy as np
 

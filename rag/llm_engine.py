@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 from typing import Iterator
 
-from .answer import Draft, ExtractiveEngine, Scored, Unit, _bigrams, display
+from .answer import Draft, ExtractiveEngine, Unit, _bigrams, display
 from .errors import LLMError, RagError
 from .prompts import render
 from .settings import Settings
