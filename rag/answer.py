@@ -11,7 +11,7 @@ import math
 import re
 from collections import Counter
 from dataclasses import dataclass, replace
-from typing import Mapping, Protocol
+from typing import Collection, Protocol
 
 from .chunking import sentences
 from .glossary import english_name
@@ -175,24 +175,21 @@ class SentenceIndex:
     def within(self, chunk: Chunk) -> list[Unit]:
         return [u for u in self.by_doc.get(chunk.doc_id, []) if chunk.start <= u.start and u.end <= chunk.end]
 
-    def lexical(self, query_grams: Mapping[str, float], unit: Unit) -> float:
-        """IDF-weighted share of the query's bigrams found in the unit (each bigram also carries the query's
-        own weight for it: a synonym the query did not say counts less than its own words)."""
-        if not query_grams:
-            return 0.0
-        total = sum(self.idf.get(g, 0.0) * w for g, w in query_grams.items())
+    def lexical(self, query_grams: Collection[str], unit: Unit) -> float:
+        """IDF-weighted share of the query's bigrams found in the unit."""
+        total = sum(self.idf.get(g, 0.0) for g in query_grams)
         if total <= 0:
             return 0.0
-        have = self._grams[self._pos[(unit.doc_id, unit.start)]]
-        return sum(self.idf.get(g, 0.0) * w for g, w in query_grams.items() if g in have) / total
+        have = self.grams_of(unit)
+        return sum(self.idf.get(g, 0.0) for g in query_grams if g in have) / total
 
     def grams_of(self, unit: Unit) -> frozenset[str]:
         """The unit's bigrams."""
         return self._grams[self._pos[(unit.doc_id, unit.start)]]
 
-    def matched(self, query_grams: Mapping[str, float], unit: Unit) -> frozenset[str]:
+    def matched(self, query_grams: Collection[str], unit: Unit) -> frozenset[str]:
         """The query's bigrams the unit contains."""
-        return frozenset(query_grams) & self._grams[self._pos[(unit.doc_id, unit.start)]]
+        return frozenset(query_grams) & self.grams_of(unit)
 
 
 def query_terms(query: str) -> list[str]:
@@ -227,24 +224,23 @@ def _is_topic_list(text: str) -> bool:
     return _items(text) >= 4
 
 
-def query_grams(query: str, question: str | None = None) -> dict[str, float]:
-    """The bigrams a query is matched by, with weights: 1 for the asker's own words, SYNONYM_WEIGHT for the
-    document's terms the query added for colloquial words (贷款 → 科创指数贷) that the question did not say."""
+def query_grams(query: str, question: str | None = None) -> tuple[frozenset[str], frozenset[str]]:
+    """The bigrams a query is matched by: (the asker's own words', the document terms' the query added for their
+    colloquial words (贷款 → 科创指数贷) and that the question did not say)."""
     said = normalize(question) if question is not None else ""
     base = normalize(query)
     for t in expansions(query):
         if t not in said:
             base = base.replace(t, " ")
-    own = set(content_terms(base))
-    grams: dict[str, float] = {}
+    own_terms = set(content_terms(base))
+    own: set[str] = set()
+    added: set[str] = set()
     for t in query_terms(query):
-        weight = 1.0 if t in own else SYNONYM_WEIGHT
-        for g in _bigrams(normalize(t)) or [normalize(t)]:
-            grams[g] = max(weight, grams.get(g, 0.0))
-    return grams
+        (own if t in own_terms else added).update(_bigrams(normalize(t)) or [normalize(t)])
+    return frozenset(own), frozenset(added - own)
 
 
-def _lexical(sidx: SentenceIndex, own: Mapping[str, float], added: Mapping[str, float], unit: Unit) -> float:
+def _lexical(sidx: SentenceIndex, own: frozenset[str], added: frozenset[str], unit: Unit) -> float:
     """Lexical overlap led by the asker's own words; the document terms added for their colloquial words weigh
     SYNONYM_WEIGHT of it, or all of it when the question has no word of the document's own."""
     if not own:
@@ -260,9 +256,8 @@ def rank_units(sidx: SentenceIndex, query: str, hits: list[Hit], question: str |
     score. A unit sharing no word with the question, the tail clause of a cut sentence, and a long list of topics
     whose every match is elaborated by another unit yield; where a list is the only place a topic is named
     (企业技术改造), it stands. List questions get their list back in select_units."""
-    grams = query_grams(query, question)
-    own = {g: 1.0 for g, w in grams.items() if w >= 1.0}
-    added = {g: 1.0 for g, w in grams.items() if w < 1.0}
+    own, added = query_grams(query, question)
+    grams = own | added
     top = max((h.score for h in hits), default=1.0) or 1.0
     pairs = [(h, u) for h in hits for u in sidx.within(h.chunk)]
     cos = sidx.dense(query, [u for _, u in pairs])
@@ -381,7 +376,7 @@ def select_units(sidx: SentenceIndex, ranked: list[Scored], question: str, max_n
                 and named(s) >= named(top) and not s.matched < top.matched):
             add(s)
     if asks_list(f"{question} {query}"):
-        own = frozenset(g for g, w in query_grams(query or question, question).items() if w >= 1.0)
+        own = query_grams(query or question, question)[0]
         _complete_list(sidx, ranked, chosen, asked_count(question), own)
         chosen = chosen[: max_n + 1]
     _complete_sentences(sidx, ranked, chosen, any_length=bool(_PURPOSE.search(t2s(question))

@@ -119,11 +119,11 @@ def test_where_does_it_appear_cites_every_mention(pipeline, document):
 
 def test_own_words_outweigh_added_synonyms():
     q = "我们小企业想贷款有什么政策"
-    grams = query_grams(retrieval_query(q, []), q)
-    assert grams["企业"] == 1.0  # the asker said 小企业 → 企业 is theirs
-    assert grams["指数"] < 1.0 and grams["金融"] < 1.0  # 科创指数贷, 金融 were added for 贷款
+    own, added = query_grams(retrieval_query(q, []), q)
+    assert "企业" in own  # the asker said 小企业 → 企业 is theirs
+    assert {"指数", "金融"} <= added  # 科创指数贷, 金融 were added for 贷款
     said = "科创指数贷的贷款怎么样"
-    assert query_grams(retrieval_query(said, []), said)["指数"] == 1.0  # said it themselves
+    assert "指数" in query_grams(retrieval_query(said, []), said)[0]  # said it themselves
 
 
 def test_the_documents_quoted_terms_stay_whole_without_touching_the_index_tokenizer(pipeline):
