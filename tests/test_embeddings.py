@@ -94,10 +94,10 @@ def test_hub_probe_decides_quickly(tmp_path, monkeypatch, mode, expected):
         monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
         monkeypatch.setenv("HF_ENDPOINT", url)
         settings = make_settings(tmp_path / "i", embedding_backend="auto", embedding_model="org/uncached-model",
-                                 hub_probe_timeout_s=0.5)
+                                 hub_probe_timeout_s=1.0)
         t0 = time.perf_counter()
         emb = resolve_embedder(settings)
-        assert isinstance(emb, expected) and time.perf_counter() - t0 < 3
+        assert isinstance(emb, expected) and time.perf_counter() - t0 < 6  # bounded by the probe, with CI slack
         assert emb._model is None  # deciding loads nothing
     finally:
         stop()

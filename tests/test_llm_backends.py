@@ -135,7 +135,8 @@ def test_bad_base_url_fails_at_construction():
 # ---------------------------------------------------------------- OpenAI-compatible endpoint
 
 def openai_backend(fake: FakeOpenAI, **overrides) -> OpenAIChatBackend:
-    values = dict(llm_base_url=fake.url, llm_model="fake-qwen", llm_timeout_s=1.0, llm_api_key_env="TEST_LLM_KEY")
+    # a generous deadline where an answer is expected (a loaded CI machine is slow); the deadline tests set 1 s
+    values = dict(llm_base_url=fake.url, llm_model="fake-qwen", llm_timeout_s=10.0, llm_api_key_env="TEST_LLM_KEY")
     values.update(overrides)
     return OpenAIChatBackend(settings_for(**values))
 
@@ -249,7 +250,7 @@ def test_connection_refused_is_an_llm_error():
 
 
 def test_wrong_path_is_a_404_with_a_hint(fake_openai):
-    backend = OpenAIChatBackend(settings_for(llm_base_url=fake_openai.url.removesuffix("/v1"), llm_timeout_s=2.0))
+    backend = OpenAIChatBackend(settings_for(llm_base_url=fake_openai.url.removesuffix("/v1"), llm_timeout_s=10.0))
     with pytest.raises(LLMError, match="HTTP 404.*/v1"):
         backend.complete(MESSAGES)
 
