@@ -279,7 +279,7 @@ def test_event_loop_stays_responsive_during_a_slow_answer(api_settings):
             return health, elapsed, await ask
 
     health, elapsed, answer = asyncio.run(run())
-    assert health.status_code == 200 and elapsed < 1.0 and answer.status_code == 200
+    assert health.status_code == 200 and elapsed < 2.5 and answer.status_code == 200  # not behind the 3 s answer
 
 
 # --- errors -------------------------------------------------------------------------------------------
