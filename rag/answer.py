@@ -333,8 +333,9 @@ def select_units(sidx: SentenceIndex, ranked: list[Scored], question: str, max_n
     just a part of what it matches. Then what the question's shape asks for: the best unit of each part of a
     question about several things (`parts`: each sub-question's ranking), every mention of a term for "where does
     X appear", the sentence naming both things for "is A part of B", the enumeration (with the asked number of
-    items: "哪三个"), the end of the sentence for "what is it for", nothing already said for "除了这个…/具体呢"."""
-    if exclude and _BESIDES.search(t2s(question)):
+    items: "哪三个"), the end of the sentence for "what is it for"; `exclude` (units already said, for "除了这个…")
+    is left out."""
+    if exclude:
         ranked = [s for s in ranked if (s.unit.doc_id, s.unit.start) not in exclude] or ranked
     if not ranked:
         return []
@@ -393,6 +394,8 @@ def _quote_marked(sidx: SentenceIndex, question: str) -> list[Unit]:
     """Units with a quotation opening with a one- or two-character term the question quotes ("带“新”字的" →
     “新提升”, “新势力”, “新活力”), when there are several such quotations; else []."""
     terms = re.findall(r"[“「\"']([^”」\"']{1,2})[”」\"']", t2s(question))
+    if not terms:
+        return []  # most questions: no scan of the corpus
     found = [u for u in sidx.units if any(f"“{t}" in t2s(u.text) or f"「{t}" in t2s(u.text) for t in terms)]
     return found if len(found) >= 2 else []
 
@@ -565,7 +568,7 @@ class ExtractiveEngine:
         parts = [rank_units(self.sidx, retrieval_query(sq, [], self.sidx.corpus_norm), hits, question=sq)
                  for sq in sub_questions(question)]
         selected = select_units(self.sidx, ranked, question, self.settings.max_answer_sentences, query=query,
-                                exclude=previously_quoted(self.sidx, history, [s.unit for s in ranked]), parts=parts)
+                                exclude=self._already_said(question, history, ranked), parts=parts)
         cits = _citations(selected, self.sidx)
         ph = phrases()[script]
         absent = _absent_member(self.sidx, question)
@@ -580,6 +583,12 @@ class ExtractiveEngine:
         if absent:
             lead = ph["not_in_container"].format(container=display(absent[0], script), member=display(absent[1], script))
         return Draft(lead + _join_quotes(cits, script), cits)
+
+    def _already_said(self, question: str, history, ranked: list[Scored]) -> set[tuple[str, int]]:
+        """For "除了这个… / 具体呢", the candidate units the previous answer already gave; else nothing to leave out."""
+        if not history or not _BESIDES.search(t2s(question)):
+            return set()
+        return previously_quoted(self.sidx, history, [s.unit for s in ranked])
 
     def _whole_document(self, doc_id: str, intents: list[str], script: str, question: str, query: str) -> Draft:
         """"讲话主要讲了什么 / 分几部分 / 开头 / 结尾说了啥": the opening of each body paragraph (evenly spaced when
