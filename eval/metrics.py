@@ -16,6 +16,7 @@ Retrieval (the ranking is the pipeline's hits, extended to depth 10 by the runne
     hit@k               some gold evidence is contained in one of the top-k hits' text; mean over items.
     mrr@10              1 / rank of the first hit containing any gold evidence, 0 when none in the top 10.
     evidence_recall@5   share of an item's gold evidence strings contained in some top-5 hit; mean over items.
+    doc_hit@1           items with a `doc_id`: the top hit comes from that document.
 Answer (answerable items with an answer, unless said otherwise)
     answered_rate          share of all items that have an answer (coverage; 0 without an answer engine).
     must_include_recall    share of must_include terms contained in the answer text (the answer text only,
@@ -30,6 +31,9 @@ Answer (answerable items with an answer, unless said otherwise)
                            must_not_include term that is not in the normalised question: an echo of the
                            question is not an invention.                                          lower is better
     must_not_violation_rate  the same as a share of those items.                                 lower is better
+    contains_answer        items with `answers_any` (outside sets such as CMRC 2018): share whose answer text contains
+                           one of those spans; a refusal counts as a miss, whatever its text quotes.
+    length_chars           mean length of the answer text in characters (answered, non-refused items).   ungated
     script_match           share of items (all items with non-empty answer text) answered in the question's
                            script: detect_script(answer) == detect_script(question); for an English question
                            detect_script(first non-empty line of the answer) == 'en'.
@@ -75,6 +79,7 @@ METRICS: tuple[Metric, ...] = (
     Metric("retrieval.hit@5", HIGHER),
     Metric("retrieval.mrr@10", HIGHER),
     Metric("retrieval.evidence_recall@5", HIGHER),
+    Metric("retrieval.doc_hit@1", HIGHER),
     Metric("answer.answered_rate", HIGHER),
     Metric("answer.must_include_recall", HIGHER),
     Metric("answer.all_terms_rate", HIGHER),
@@ -85,6 +90,8 @@ METRICS: tuple[Metric, ...] = (
     Metric("answer.false_refusal_rate", LOWER),
     Metric("answer.must_not_violations", LOWER, "sum", gated=False),  # the rate below carries the gate
     Metric("answer.must_not_violation_rate", LOWER),
+    Metric("answer.contains_answer", HIGHER),
+    Metric("answer.length_chars", LOWER, gated=False),
     Metric("answer.script_match", HIGHER),
     *(Metric(f"latency_ms.{stage}.{q}", LOWER, q, gated=False) for stage in STAGES for q in ("p50", "p95")),
     Metric("errors.count", LOWER, "sum", gated=False),
@@ -132,6 +139,10 @@ class Verdict:
     question_script: str
     answer_script: str | None  # for an English question: the script of the answer's first line
     script_match: bool | None
+    doc_hit1: bool | None = None  # the top hit's document is the item's `doc_id` (None: the item names none)
+    contains_answer: bool | None = None  # the answer holds one of `answers_any` (None: the item has none)
+    answer_chars: int | None = None  # length of a non-refused answer text
+    voice: str = ""
     timings_ms: Mapping[str, float] = field(default_factory=dict)
 
 
@@ -190,6 +201,10 @@ def judge(row: Mapping[str, Any]) -> Verdict:
         a_script = detect_script(first_line(text)) if q_script == "en" else detect_script(text)
         match = a_script == q_script
 
+    doc_id = item.get("doc_id")
+    doc_hit1 = None if not doc_id else bool(ranking) and ranking[0].get("doc_id", _doc_of(ranking[0])) == doc_id
+    spans = [normalize(a) for a in item.get("answers_any") or [] if normalize(a)]
+    contains_answer = None if not spans else bool(text) and not refused and any(a in answer_norm for a in spans)
     timings = row.get("timings_ms") or {}
     return Verdict(
         id=row.get("id"), category=str(item.get("category") or "uncategorised"),
@@ -199,9 +214,16 @@ def judge(row: Mapping[str, Any]) -> Verdict:
         evidence_found_at5=found5, must_include_found=found, must_include_missing=missing,
         citations_supported=cit_ok, quotes_supported=quote_ok, evidence_cited=cited,
         must_not_found=tuple(violations), must_not_echoed=tuple(echoes), question_script=q_script,
-        answer_script=a_script, script_match=match,
+        answer_script=a_script, script_match=match, doc_hit1=doc_hit1, contains_answer=contains_answer,
+        answer_chars=len(text) if text and not refused else None, voice=str(item.get("voice") or ""),
         timings_ms={k: float(v) for k, v in timings.items() if isinstance(v, (int, float))} if not error else {},
     )
+
+
+def _doc_of(hit: Mapping[str, Any]) -> str | None:
+    """A hit's document id, from its chunk id ("doc:start-end:hash") when the row has no doc_id field."""
+    chunk_id = hit.get("chunk_id") or ""
+    return chunk_id.rsplit(":", 2)[0] if chunk_id.count(":") >= 2 else None
 
 
 def contributions(v: Verdict) -> dict[str, tuple[float, float]]:
@@ -212,6 +234,8 @@ def contributions(v: Verdict) -> dict[str, tuple[float, float]]:
             out[f"retrieval.hit@{k}"] = (float(v.first_hit_rank is not None and v.first_hit_rank <= k), 1.0)
         out["retrieval.mrr@10"] = (1.0 / v.first_hit_rank if v.first_hit_rank else 0.0, 1.0)
         out["retrieval.evidence_recall@5"] = (v.evidence_found_at5 / v.n_gold, 1.0)
+    if v.doc_hit1 is not None and not v.error:
+        out["retrieval.doc_hit@1"] = (float(v.doc_hit1), 1.0)
     out["answer.answered_rate"] = (float(v.answered), 1.0)
     if v.answered and v.answerable:
         n_terms = len(v.must_include_found) + len(v.must_include_missing)
@@ -224,6 +248,10 @@ def contributions(v: Verdict) -> dict[str, tuple[float, float]]:
         if v.n_gold:
             out["answer.citation_recall"] = (float(v.evidence_cited), float(v.n_gold))
         out["answer.false_refusal_rate"] = (float(v.refused), 1.0)
+    if v.answered and v.contains_answer is not None:
+        out["answer.contains_answer"] = (float(v.contains_answer), 1.0)
+    if v.answer_chars is not None:
+        out["answer.length_chars"] = (float(v.answer_chars), 1.0)
     if v.answered and not v.answerable:
         out["answer.refusal_accuracy"] = (float(v.refused), 1.0)
     if v.has_text:
@@ -368,6 +396,27 @@ def summarize(rows: Iterable[Mapping[str, Any]], *, seed: int = SEED, resamples:
     out["error_ids"] = [v.id for v in verdicts if v.error]
     out["by_category"] = {cat: score([v for v in verdicts if v.category == cat], seed=seed, resamples=resamples)
                           for cat in sorted({v.category for v in verdicts})}
+    voices = sorted({v.voice for v in verdicts if v.voice})
+    if voices:
+        out["by_voice"] = {voice: score([v for v in verdicts if v.voice == voice], seed=seed, resamples=resamples)
+                           for voice in voices}
+    return out
+
+
+def passage_baseline(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The same row answered by the simple baseline: quote the top retrieved passage verbatim, never refuse."""
+    hits = [] if row.get("error") else list(row.get("hits") or [])
+    out = dict(row)
+    out["engine"] = "passage"
+    out["refused"] = False
+    if not hits:
+        out["answer"], out["citations"] = None, []
+        return out
+    top = hits[0]
+    out["answer"] = top.get("text") or ""
+    out["citations"] = [{"n": 1, "chunk_id": top.get("chunk_id"), "doc_id": top.get("doc_id"),
+                         "paragraph": top.get("paragraph"), "start": top.get("start"), "end": top.get("end"),
+                         "text": top.get("text"), "quote": top.get("text")}]
     return out
 
 

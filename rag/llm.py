@@ -401,6 +401,6 @@ def make_backend(settings: Settings) -> ChatBackend | None:
         return OpenAIChatBackend(settings)
     if engine == "transformers":
         return TransformersChatBackend(settings)
-    if engine == "extractive":
+    if engine in ("extractive", "passage"):
         return None
     raise LLMError(f"setting answer_engine={engine!r} has no chat backend; use openai, transformers or extractive")

