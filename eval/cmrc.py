@@ -44,7 +44,7 @@ def convert(src: Path, out: Path) -> tuple[Path, Path]:
         (corpus / f"{doc_id}.txt").write_text(f"{p['title'].strip()}\n{p['context_text'].strip()}\n", encoding="utf-8")
         for qa in p["qas"]:
             answers = list(dict.fromkeys(a.strip() for a in qa["answers"] if a.strip()))
-            if not answers:
+            if not answers or not qa["query_text"].strip():  # the trial set has one question with no text
                 continue
             items.append({"id": qa["query_id"], "question": qa["query_text"], "history": [], "category": "cmrc",
                           "voice": "cmrc", "lang": "zh-Hans", "answerable": True, "expected_behavior": "answer",
