@@ -6,7 +6,8 @@ team wrote. Each passage becomes one document (its title as the first line, then
 dataset item whose `answers_any` are the human-marked spans (an answer is good when it contains one of them),
 `gold_evidence` the same spans (a retrieved passage holding one is a hit) and `doc_id` its passage.
 
-Writes DIR/corpus/<context_id>.txt, DIR/dataset.jsonl and DIR/ATTRIBUTION.md. Nothing of it is read by the engine.
+Writes DIR/corpus/<context_id>.txt, DIR/dataset.jsonl (and its two folds by passage, dataset.fold0.jsonl for
+fitting, dataset.fold1.jsonl for judging) and DIR/ATTRIBUTION.md. Nothing of it is read by the engine.
 """
 from __future__ import annotations
 
@@ -52,6 +53,9 @@ def convert(src: Path, out: Path) -> tuple[Path, Path]:
                           "answers_any": answers, "doc_id": doc_id, "fold": fold(doc_id)})
     dataset = out / "dataset.jsonl"
     dataset.write_text("".join(json.dumps(i, ensure_ascii=False) + "\n" for i in items), encoding="utf-8")
+    for k in (0, 1):  # fold 0 trains the fitted models (eval.fit); fold 1 is only ever judged
+        (out / f"dataset.fold{k}.jsonl").write_text(
+            "".join(json.dumps(i, ensure_ascii=False) + "\n" for i in items if i["fold"] == k), encoding="utf-8")
     (out / "ATTRIBUTION.md").write_text(ATTRIBUTION, encoding="utf-8")
     return corpus, dataset
 

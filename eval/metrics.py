@@ -32,7 +32,8 @@ Answer (answerable items with an answer, unless said otherwise)
                            question is not an invention.                                          lower is better
     must_not_violation_rate  the same as a share of those items.                                 lower is better
     contains_answer        items with `answers_any` (outside sets such as CMRC 2018): share whose answer text contains
-                           one of those spans; a refusal counts as a miss, whatever its text quotes.
+                           one of those spans (citation markers removed from the answer, punctuation at the span's
+                           ends ignored); a refusal counts as a miss, whatever its text quotes.
     length_chars           mean length of the answer text in characters (answered, non-refused items).   ungated
     script_match           share of items (all items with non-empty answer text) answered in the question's
                            script: detect_script(answer) == detect_script(question); for an English question
@@ -48,6 +49,7 @@ items shared by two runs together.
 from __future__ import annotations
 
 import math
+import re
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
@@ -158,6 +160,16 @@ def contains(text: str | None, needle: str) -> bool:
     return bool(text) and normalize(needle) in normalize(text)
 
 
+_MARKERS = re.compile(r"\[\d{1,3}\]")
+_EDGE_PUNCT = re.compile(r"^[\W_]+|[\W_]+$")
+
+
+def span_form(text: str) -> str:
+    """The matching form of an answer span and of the text searched for it: normalised, citation markers removed,
+    and (for a span) no punctuation at either end, as span-extraction benchmarks compare."""
+    return _EDGE_PUNCT.sub("", normalize(_MARKERS.sub("", text or "")))
+
+
 def first_line(text: str) -> str:
     """The first non-empty line of a text ('' when there is none)."""
     return next((line for line in text.splitlines() if line.strip()), "")
@@ -203,8 +215,9 @@ def judge(row: Mapping[str, Any]) -> Verdict:
 
     doc_id = item.get("doc_id")
     doc_hit1 = None if not doc_id else bool(ranking) and ranking[0].get("doc_id", _doc_of(ranking[0])) == doc_id
-    spans = [normalize(a) for a in item.get("answers_any") or [] if normalize(a)]
-    contains_answer = None if not spans else bool(text) and not refused and any(a in answer_norm for a in spans)
+    spans = [span_form(a) for a in item.get("answers_any") or [] if span_form(a)]
+    contains_answer = None if not spans else bool(text) and not refused and any(
+        a in span_form(text) for a in spans)
     timings = row.get("timings_ms") or {}
     return Verdict(
         id=row.get("id"), category=str(item.get("category") or "uncategorised"),

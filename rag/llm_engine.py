@@ -8,7 +8,10 @@ import re
 from dataclasses import dataclass
 from typing import Iterator
 
-from .answer import Draft, ExtractiveEngine, Unit, _bigrams, display
+from .answer import Evidence, ExtractiveEngine
+from .compose import Draft, display, doc_names
+from .domain import Domain
+from .units import bigrams as _bigrams
 from .errors import LLMError, RagError
 from .prompts import render
 from .settings import Settings
@@ -40,9 +43,13 @@ def passages_block(hits: list[Hit], script: str) -> str:
     return "\n".join(f"[{i}] {display(h.chunk.text, script)}" for i, h in enumerate(hits, start=1))
 
 
-def messages_for(question: str, hits: list[Hit], script: str) -> list[dict[str, str]]:
-    """System + user messages of the grounded-answer prompt."""
-    return [{"role": "system", "content": render("answer_system", language=LANGUAGE[script])},
+def messages_for(question: str, hits: list[Hit], script: str, domain: Domain) -> list[dict[str, str]]:
+    """System + user messages of the grounded-answer prompt; the document is named by its metadata."""
+    meta = domain.meta(hits[0].chunk.doc_id if hits else None)
+    names = doc_names(meta, "hans", False)
+    system = render("answer_system", language=LANGUAGE[script], scope=names["scope"], doc=names["doc"],
+                    doc_en=meta.kind_en)
+    return [{"role": "system", "content": system},
             {"role": "user", "content": render("answer_user", passages=passages_block(hits, script), question=question)}]
 
 
@@ -60,11 +67,12 @@ def _support(sentence: str, passage: str, script: str) -> float:
     return sum(g in have for g in grams) / len(grams)
 
 
-def _best_unit(engine: ExtractiveEngine, hit: Hit, sentence: str) -> Unit | None:
-    units = engine.sidx.within(hit.chunk)
-    if not units:
+def _best_unit(engine: ExtractiveEngine, hit: Hit, sentence: str):
+    rows = engine.uidx.within(hit.chunk)
+    if not rows:
         return None
     grams = set(_bigrams(normalize(_MARKER.sub("", sentence))))
+    units = [engine.uidx.units[i] for i in rows]
     return max(units, key=lambda u: (len(grams & set(_bigrams(u.norm))), -u.start))
 
 
@@ -120,34 +128,36 @@ class LLMEngine:
         self.settings = settings
         self.name = backend.name
 
-    def answer(self, question: str, query: str, hits: list[Hit], script: str, history) -> Draft:
+    def answer(self, ev: Evidence) -> Draft:
+        q, hits = ev.question, list(ev.hits)
         try:
-            raw = self.backend.complete(messages_for(question, hits, script))
+            raw = self.backend.complete(messages_for(q.text, hits, q.script, self.extractive.domain))
         except (LLMError, RagError) as exc:
-            return self._fallback(question, query, hits, script, history, f"LLM unavailable: {exc}")
-        return self.finish(raw, question, query, hits, script, history)
+            return self._fallback(ev, f"LLM unavailable: {exc}")
+        return self.finish(raw, ev)
 
-    def stream(self, question: str, query: str, hits: list[Hit], script: str, history) -> Iterator[str | Draft]:
+    def stream(self, ev: Evidence) -> Iterator[str | Draft]:
         """Yields text pieces as the LLM writes them, then the verified Draft (or the extractive fallback)."""
         pieces: list[str] = []
         try:
-            for piece in self.backend.stream(messages_for(question, hits, script)):
+            for piece in self.backend.stream(messages_for(ev.question.text, list(ev.hits), ev.question.script,
+                                                         self.extractive.domain)):
                 pieces.append(piece)
                 yield piece
         except (LLMError, RagError) as exc:
-            yield self._fallback(question, query, hits, script, history, f"LLM unavailable: {exc}")
+            yield self._fallback(ev, f"LLM unavailable: {exc}")
             return
-        yield self.finish("".join(pieces), question, query, hits, script, history)
+        yield self.finish("".join(pieces), ev)
 
-    def finish(self, raw: str, question, query, hits, script, history) -> Draft:
-        verdict = verify(raw, hits, self.extractive, self.settings, script)
+    def finish(self, raw: str, ev: Evidence) -> Draft:
+        verdict = verify(raw, list(ev.hits), self.extractive, self.settings, ev.question.script)
         if not verdict.ok:
-            return self._fallback(question, query, hits, script, history, f"LLM answer rejected: {verdict.reason}")
+            return self._fallback(ev, f"LLM answer rejected: {verdict.reason}")
         return Draft(verdict.text, verdict.citations, refused=verdict.refused, engine=self.name)
 
-    def _fallback(self, question, query, hits, script, history, reason: str) -> Draft:
+    def _fallback(self, ev: Evidence, reason: str) -> Draft:
         log.warning("%s; using the extractive answer", reason)
-        draft = self.extractive.answer(question, query, hits, script, history)
+        draft = self.extractive.answer(ev)
         return Draft(draft.text, draft.citations, draft.refused, engine=f"extractive (fallback from {self.name})",
                      notice=reason)
 

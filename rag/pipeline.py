@@ -5,20 +5,23 @@ import functools
 import logging
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Iterator, Sequence
 
-from .answer import Draft, ExtractiveEngine, assess, phrases, refusal
+from . import answerability, select
+from .answer import Evidence, ExtractiveEngine
+from .compose import Draft
 from .embeddings import Embedder, resolve_embedder
 from .errors import IndexCorruptError, IndexMissingError, IndexStaleError, InputError
+from .lexicon import Lexicon
 from .llm import make_backend
 from .llm_engine import LLMEngine
+from .question import Question, analyse
 from .retrieve import CrossEncoderReranker, Retriever, merge_hits
 from .settings import Settings
-from .query import is_follow_up, retrieval_query, strip_injection, sub_questions
 from .store import LoadedIndex, build_index, load_index
-from .text import detect_script
-from .types import Answer, Answerability, Citation
+from .types import Answer, Answerability, Citation, Hit
+from .units import UnitIndex
 
 log = logging.getLogger(__name__)
 History = Sequence[Sequence[str]]
@@ -55,7 +58,7 @@ def clean_history(history: History | None, max_turns: int, max_chars: int) -> li
 
 
 class _CachedQueries:
-    """The embedder with a small cache of query vectors: retrieval and sentence scoring embed the same query."""
+    """The embedder with a small cache of query vectors: retrieval and candidate scoring embed the same query."""
 
     def __init__(self, embedder: Embedder) -> None:
         self._embedder = embedder
@@ -70,10 +73,10 @@ class PassageEngine:
 
     name = "passage"
 
-    def answer(self, question, query, hits, script, history) -> Draft:
-        if not hits:
+    def answer(self, ev: Evidence) -> Draft:
+        if not ev.hits:
             return Draft("", (), engine=self.name)
-        c = hits[0].chunk
+        c = ev.hits[0].chunk
         return Draft(c.text, (Citation(1, c, c.text, c.start, c.end),), engine=self.name)
 
 
@@ -86,30 +89,32 @@ class StreamEvent:
 
 
 @dataclass(frozen=True)
-class _Prepared:
-    """A question made ready for an engine: what retrieval found and whether it can be answered."""
+class Prepared:
+    """A question made ready for an engine: its analysis, what retrieval and selection found, the verdict."""
 
-    original: str
-    question: str
-    turns: list
-    script: str
-    query: str
-    hits: list
+    evidence: Evidence
     verdict: Answerability
     t0: float
     t1: float
 
+    @property
+    def question(self) -> Question:
+        return self.evidence.question
+
 
 class Pipeline:
-    """Retrieval plus an answer engine over one index; safe to share between threads."""
+    """Retrieval, fitted selection and answerability, and an answer engine over one index; thread-safe."""
 
     def __init__(self, settings: Settings, embedder: Embedder, index: LoadedIndex, reranker=None) -> None:
         self.settings = settings
         self.embedder = embedder
         self.index = index
         cached = _CachedQueries(embedder)
+        self.queries = cached
         self.retriever = Retriever(index, cached, settings, reranker)
-        self.extractive = ExtractiveEngine(index, settings, cached)
+        self.lexicon = Lexicon(index.domain, list(index.documents.values()))
+        self.units = UnitIndex(index, settings.max_clause_chars, cached)
+        self.extractive = ExtractiveEngine(self.units, self.lexicon, settings)
         backend = make_backend(settings)
         if settings.answer_engine == "passage":
             self.engine = PassageEngine()
@@ -138,7 +143,7 @@ class Pipeline:
                k: int | None = None) -> Iterator[StreamEvent]:
         """Answer one question as a stream of text deltas; the last event carries the full Answer, whose
         text is authoritative (an LLM answer that fails verification is replaced by the extractive one)."""
-        prepared = self._prepare(question, history, script, k)
+        prepared = self.prepare(question, history, script, k)
         if isinstance(prepared, Answer) or not hasattr(self.engine, "stream") or not prepared.verdict.answerable:
             answer = prepared if isinstance(prepared, Answer) else self._finish(prepared)
             if answer.text:
@@ -146,7 +151,7 @@ class Pipeline:
             yield StreamEvent(answer=answer)
             return
         draft = None
-        for piece in self.engine.stream(prepared.question, prepared.query, prepared.hits, prepared.script, prepared.turns):
+        for piece in self.engine.stream(prepared.evidence):
             if isinstance(piece, str):
                 yield StreamEvent(delta=piece)
             else:
@@ -156,51 +161,66 @@ class Pipeline:
     def ask(self, question: str, history: History | None = None, *, script: str = "auto",
             k: int | None = None) -> Answer:
         """Answer one question (with optional conversation history); `script`: auto | hans | hant."""
-        prepared = self._prepare(question, history, script, k)
+        prepared = self.prepare(question, history, script, k)
         return prepared if isinstance(prepared, Answer) else self._finish(prepared)
 
-    def _prepare(self, question, history, script, k) -> "Answer | _Prepared":
-        """Validate, strip injections, resolve follow-ups, retrieve and assess answerability."""
-        t0 = time.perf_counter()
-        q = clean_question(question, self.settings.max_question_chars)
+    def analyse(self, question: str, history: History | None = None, script: str = "auto") -> Question:
+        """The validated question, analysed once, with the script the answer will be written in."""
+        text = clean_question(question, self.settings.max_question_chars)
         turns = clean_history(history, self.settings.max_history_turns, self.settings.max_question_chars)
-        asked_script = detect_script(q)
+        q = analyse(text, turns, self.lexicon)
         want = script if script in ("hans", "hant") else self.settings.script
-        out_script = want if want in ("hans", "hant") and asked_script != "en" else asked_script
-        injection = strip_injection(q)
-        if injection.only:
-            t1 = time.perf_counter()
-            verdict = Answerability(False, 0.0, "request to change the rules or invent facts", "", "")
-            draft = Draft(phrases()[out_script]["injection"], (), refused=True)
-            return self._answer(q, draft, (), verdict, out_script, q, t0, t1, t1)
-        effective = injection.question or q
-        query = None
-        vocabulary = self.extractive.sidx.corpus_norm
-        if (turns and self.settings.condense_with_llm and hasattr(self.engine, "condense")
-                and is_follow_up(effective, turns, vocabulary)):
-            standalone = self.engine.condense(effective, turns)
-            if standalone:
-                query = retrieval_query(standalone, [], vocabulary)
-        query = query or retrieval_query(effective, turns, vocabulary)
-        hits = self.retriever.retrieve(query, k or self.settings.top_k)
-        for sub in sub_questions(effective):  # "A和B分别…": each part gets its own passages too
-            hits = merge_hits(hits, self.retriever.retrieve(retrieval_query(sub, [], vocabulary), 2))
-        verdict = assess(self.extractive.sidx, effective, query, hits, self.settings)
-        return _Prepared(q, effective, turns, out_script, query, hits, verdict, t0, time.perf_counter())
+        return replace(q, script=want) if want in ("hans", "hant") and q.script != "en" else q
 
-    def _finish(self, p: "_Prepared", draft=None) -> Answer:
+    def rank(self, q: Question, hits: list[Hit]) -> list[select.Candidate]:
+        """The units of the first passages, scored by the fitted model, best first."""
+        vector = self.queries.embed_query(q.query) if q.query else None
+        cands = select.candidates(q, hits, self.units, vector, self.settings.candidate_passages)
+        return select.score(cands, select.scorer())
+
+    def retrieve(self, q: Question, k: int) -> list[Hit]:
+        """The passages for a question (and for each of its parts)."""
+        hits = self.retriever.retrieve(q.query, max(k, self.settings.candidate_passages))
+        for part in q.parts:
+            hits = merge_hits(hits, self.retriever.retrieve(part.query, 2))
+        return hits
+
+    def prepare(self, question, history=None, script: str = "auto", k: int | None = None) -> "Answer | Prepared":
+        """Validate and analyse, retrieve, score the candidates, decide whether the passages answer."""
+        t0 = time.perf_counter()
+        q = self.analyse(question, history, script)
+        if q.injection_only:
+            draft = self.extractive.injection(q)
+            t1 = time.perf_counter()
+            verdict = Answerability(False, 0.0, "request to change the rules or invent facts")
+            return self._answer(Evidence(q, (), (), ()), draft, verdict, t0, t1)
+        k = k or self.settings.top_k
+        hits = self.retrieve(q, k)
+        resolved = self.extractive.resolve(q, hits)
+        if resolved is not None:
+            verdict = Answerability(True, 1.0, "answered from the document's structure or the conversation")
+            ev = Evidence(q, (), (), tuple(hits[:k]))
+            return self._answer(ev, resolved, verdict, t0, time.perf_counter())
+        ranked = self.rank(q, hits)
+        parts = tuple(tuple(self.rank(p, hits)) for p in q.parts)
+        verdict = answerability.decide(q, ranked, hits, self.units, self.lexicon, answerability.model(),
+                                       self.settings.answerable_threshold)
+        ev = Evidence(q, tuple(ranked), parts, tuple(hits[:k]))
+        return Prepared(ev, verdict, t0, time.perf_counter())
+
+    def _finish(self, p: Prepared, draft: Draft | None = None) -> Answer:
         if draft is None:
             if p.verdict.answerable or isinstance(self.engine, PassageEngine):
-                draft = self.engine.answer(p.question, p.query, p.hits, p.script, p.turns)
+                draft = self.engine.answer(p.evidence)
             else:
-                draft = refusal(self.extractive.sidx, p.question, p.query, p.hits, p.script, p.verdict)
-        return self._answer(p.original, draft, tuple(p.hits), p.verdict, p.script, p.query, p.t0, p.t1,
-                            time.perf_counter())
+                draft = self.extractive.refuse(p.evidence, p.verdict)
+        return self._answer(p.evidence, draft, p.verdict, p.t0, p.t1)
 
-    def _answer(self, q, draft, hits, verdict, script, query, t0, t1, t2) -> Answer:
+    def _answer(self, ev: Evidence, draft: Draft, verdict: Answerability, t0: float, t1: float) -> Answer:
+        t2 = time.perf_counter()
         notice = "; ".join(n for n in (draft.notice, self.embedder.notice) if n)
-        return Answer(question=q, text=draft.text, refused=draft.refused, citations=draft.citations, hits=hits,
-                      engine=draft.engine, embedder=self.embedder.name,
-                      timings_ms={"retrieve": (t1 - t0) * 1e3, "answer": (t2 - t1) * 1e3,
-                                  "total": (time.perf_counter() - t0) * 1e3},
-                      script=script, notice=notice, answerability=verdict, retrieval_query=query)
+        return Answer(question=ev.question.raw, text=draft.text, refused=draft.refused, citations=draft.citations,
+                      hits=ev.hits, engine=draft.engine, embedder=self.embedder.name,
+                      timings_ms={"retrieve": (t1 - t0) * 1e3, "answer": (t2 - t1) * 1e3, "total": (t2 - t0) * 1e3},
+                      script=ev.question.script, notice=notice, answerability=verdict,
+                      retrieval_query=ev.question.query)

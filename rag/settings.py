@@ -32,7 +32,7 @@ class Settings:
     # chunking
     chunk_size: int = 120  # max characters of a chunk (sentences are never cut)
     chunk_overlap: int = 0  # sentences repeated between consecutive chunks
-    max_clause_chars: int = 60  # sentences longer than this are split at commas
+    max_clause_chars: int = 100  # sentences longer than this are split at commas (into pieces of at most this)
     # embeddings
     embedding_backend: str = "auto"
     embedding_model: str = "intfloat/multilingual-e5-small"
@@ -57,7 +57,8 @@ class Settings:
     # answering
     answer_engine: str = "extractive"
     max_answer_sentences: int = 3
-    answerable_threshold: float = 0.5
+    answerable_threshold: float | None = None  # None: the threshold fitted with the model (config/fitted)
+    candidate_passages: int = 8  # the passages whose units selection scores
     support_threshold: float = 0.6
     llm_base_url: str = "http://127.0.0.1:8000/v1"
     llm_model: str = "qwen2.5-7b-instruct"
@@ -102,7 +103,9 @@ class Settings:
         need(self.rerank_top_n >= 1, "rerank_top_n", "use a positive number")
         need(self.answer_engine in ENGINES, "answer_engine", f"choose one of {ENGINES}")
         need(1 <= self.max_answer_sentences <= 10, "max_answer_sentences", "use 1 to 10")
-        need(0.0 <= self.answerable_threshold <= 1.0, "answerable_threshold", "use 0 to 1")
+        need(self.answerable_threshold is None or 0.0 <= self.answerable_threshold <= 1.0, "answerable_threshold",
+             "use 0 to 1, or null for the fitted threshold")
+        need(1 <= self.candidate_passages <= 50, "candidate_passages", "use 1 to 50")
         need(0.0 <= self.support_threshold <= 1.0, "support_threshold", "use 0 to 1")
         need(self.llm_timeout_s > 0, "llm_timeout_s", "use a positive number of seconds")
         need(self.llm_max_tokens >= 16, "llm_max_tokens", "use at least 16")

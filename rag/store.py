@@ -5,6 +5,7 @@ Layout of an index folder (no pickle anywhere):
     documents.jsonl   the cleaned documents every offset points into
     chunks.jsonl      one chunk per line, row i of the vector store
     sentences.npy     the vector of every answer sentence, in document order (the extractive engine's scoring)
+    domain.json       the corpus's knowledge: mined terms, declared synonyms / glossary, each document's metadata
     vectors.faiss     FAISS inner-product index over normalised vectors
     lexical/          bm25s arrays and vocabulary
 A build writes a sibling temporary folder and renames it into place, so a crash never leaves half an index.
@@ -24,6 +25,7 @@ from typing import Callable, Protocol
 import numpy as np
 
 from .chunking import CHUNKING_VERSION, chunk_corpus, sentences
+from .domain import DOMAIN_VERSION, Domain, build_domain, declared_hashes, domain_from_json, domain_to_json
 from .embeddings import Embedder
 from .errors import IndexCorruptError, IndexMissingError, IndexStaleError, RagError
 from .ingest import corpus_hashes, load_corpus
@@ -33,7 +35,7 @@ from .text import CLEANING_VERSION
 from .types import Chunk, Document
 
 log = logging.getLogger(__name__)
-FORMAT_VERSION = 2  # 2: sentences.npy
+FORMAT_VERSION = 3  # 2: sentences.npy; 3: domain.json
 
 
 class VectorStore(Protocol):
@@ -114,6 +116,7 @@ class LoadedIndex:
     vectors: VectorStore
     lexical: LexicalIndex
     sentence_vectors: np.ndarray | None = None
+    domain: Domain = Domain()
 
 
 def expected_manifest(settings: Settings, embedder_name: str) -> dict:
@@ -122,6 +125,8 @@ def expected_manifest(settings: Settings, embedder_name: str) -> dict:
         "format": FORMAT_VERSION,
         "cleaning": CLEANING_VERSION,
         "documents": corpus_hashes(settings.corpus_dir),
+        "declared": declared_hashes(settings.corpus_dir),
+        "domain_version": DOMAIN_VERSION,
         "chunking": {"chunk_size": settings.chunk_size, "chunk_overlap": settings.chunk_overlap,
                      "max_clause_chars": settings.max_clause_chars, "version": CHUNKING_VERSION},
         "embedder": embedder_name,
@@ -164,6 +169,7 @@ def build_index(settings: Settings, embedder: Embedder, progress: Callable[[str]
     if kind == "auto":
         kind = "hnsw" if len(chunks) >= settings.hnsw_threshold else "flat"
     store = FaissStore.build(vectors, kind, ef_search=settings.hnsw_ef_search)
+    domain = build_domain(docs, settings.corpus_dir)
     lexical = LexicalIndex.build([c.text for c in chunks], settings.lexical_tokenizer)
     manifest = expected_manifest(settings, embedder.name) | {
         "dim": int(vectors.shape[1]),
@@ -173,6 +179,10 @@ def build_index(settings: Settings, embedder: Embedder, progress: Callable[[str]
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "build_seconds": round(time.perf_counter() - t0, 3),
         "embedder_notice": embedder.notice,
+        "domain": {"terms": len(domain.terms), "synonyms": len(domain.synonyms), "glossary": len(domain.glossary),
+                   "declared": dict(domain.provenance),
+                   "documents": {d: {"title": m.title, "kind": m.kind, "date": m.date, "from": dict(m.source)}
+                                 for d, m in domain.docs.items()}},
     }
     target = Path(settings.index_dir)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -186,6 +196,7 @@ def build_index(settings: Settings, embedder: Embedder, progress: Callable[[str]
                 f.write(json.dumps(asdict(c), ensure_ascii=False) + "\n")
         store.save(tmp)
         np.save(tmp / "sentences.npy", sentence_vectors.astype(np.float32), allow_pickle=False)
+        (tmp / "domain.json").write_text(json.dumps(domain_to_json(domain), ensure_ascii=False, indent=1), encoding="utf-8")
         (tmp / "lexical").mkdir()
         lexical.save(tmp / "lexical")
         (tmp / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
@@ -265,6 +276,7 @@ def load_index(settings: Settings, embedder_name: str) -> LoadedIndex:
         vectors = FaissStore.load(folder, manifest.get("vector_index", "flat"), settings.hnsw_ef_search)
         lexical = LexicalIndex.load(folder / "lexical", manifest["lexical_tokenizer"])
         sentence_vectors = np.load(folder / "sentences.npy", allow_pickle=False)
+        domain = domain_from_json(json.loads((folder / "domain.json").read_text(encoding="utf-8")))
     except RagError:
         raise
     except Exception as exc:  # truncated JSON, bad FAISS header, missing arrays: all mean "rebuild"
@@ -284,4 +296,4 @@ def load_index(settings: Settings, embedder_name: str) -> LoadedIndex:
             break
     if problems:
         raise IndexCorruptError(f"index at {folder} is inconsistent ({'; '.join(problems)}); rebuild with `python -m rag build`")
-    return LoadedIndex(folder, manifest, documents, chunks, vectors, lexical, sentence_vectors)
+    return LoadedIndex(folder, manifest, documents, chunks, vectors, lexical, sentence_vectors, domain)

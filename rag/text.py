@@ -8,7 +8,7 @@ from typing import Iterable
 
 # --- cleaning -----------------------------------------------------------------------------------
 
-CLEANING_VERSION = 1  # bump when clean() changes: indexes built before are stale
+CLEANING_VERSION = 2  # bump when clean() changes: indexes built before are stale (2: scraped pages)
 CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ffff"
 _TONED = "āáǎàēéěèīíǐìōóǒòūúǔùǖǘǚǜüńňǹḿ"
 _LATIN = f"a-zA-Z{_TONED}{_TONED.upper()}\u0300-\u036f"
@@ -50,21 +50,82 @@ def find_artifacts(raw: str) -> list[tuple[int, int]]:
     return sorted(spans)
 
 
+# zero-width characters and byte-order marks: scraping artefacts, never part of a document's words
+_INVISIBLE = re.compile("[\u200b-\u200f\u2060\ufeff]")
+# a trailing block of a scraped page that is about the page, not the document (licence and source notices)
+_NOTICE = re.compile(r"维基|維基|wikisource|wikipedia|本作品|版权|版權|著作权|著作權|公有领域|公有領域|许可协议|許可協議|"
+                     r"public domain|creative commons|copyright|license|licence", re.IGNORECASE)
+
+
+def _lines(text: str) -> list[str]:
+    return [re.sub(r"[ \t\u3000\u00a0]+", " ", line).strip() for line in text.split("\n")]
+
+
+def _join(parts: list[str]) -> str:
+    """Pieces of one paragraph split across lines, joined: no space, except between two Latin letters or digits."""
+    out = ""
+    for part in parts:
+        out += (" " if out and re.match(r"[A-Za-z0-9]", part) and re.search(r"[A-Za-z0-9]$", out) else "") + part
+    return out
+
+
+_TERMINAL = re.compile(r"[。！？；：!?;:…][”’」』）)]*$")
+_HEADING_START = re.compile(r"^(?:[一二三四五六七八九十]+、|（[一二三四五六七八九十]+）|第[一二三四五六七八九十]+[部章节条]|[0-9]+[.、．](?![0-9]))")
+_OPEN_END = re.compile(r"[《“（(「『、，,—]$")
+_CLOSE_START = re.compile(r"^[》”）)」』、，,。；;：:！？!?%]")
+
+
+def paragraphs_of(text: str) -> list[str]:
+    """The paragraphs of a text. Where the document separates paragraphs by blank lines (a scraped page), a line
+    that stops mid-sentence continues on the next line ("政府工作报" / "告", "74.4" / "万亿元"): they are joined.
+    Where it never leaves a blank line, every line is a paragraph (a byline stays apart from the text)."""
+    lines = _lines(text)
+    blank_style = sum(1 for a, b, c in zip(lines, lines[1:], lines[2:]) if a and not b and c) >= 3
+    out: list[list[str]] = []
+    previous_blank = True
+    for line in lines:
+        if not line:
+            previous_blank = True
+            continue
+        last = out[-1][-1] if out else ""
+        joins = blank_style and out and not previous_blank and (
+            _OPEN_END.search(last) or _CLOSE_START.match(line)
+            or (not _TERMINAL.search(last) and not _HEADING_START.match(line) and not _HEADING_START.match(out[-1][0])))
+        if joins:
+            out[-1].append(line)
+        else:
+            out.append([line])
+        previous_blank = False
+    return [_join(p) for p in out]
+
+
+def strip_notices(paragraphs: list[str], short: int = 60) -> list[str]:
+    """The paragraphs without the scraped page's trailing notices: lines with no Chinese at all ("Public domain",
+    "false"), and, within the run of short paragraphs that ends the page, everything from the first licence or
+    source note on."""
+    end = len(paragraphs)
+    while end > 1 and not re.search(f"[{CJK}]", paragraphs[end - 1]):
+        end -= 1
+    start = end
+    while start > 1 and (len(paragraphs[start - 1]) <= short or
+                         (_NOTICE.search(paragraphs[start - 1]) and len(paragraphs[start - 1]) <= 5 * short)):
+        start -= 1
+    cut = next((i for i in range(start, end) if _NOTICE.search(paragraphs[i])), end)
+    return paragraphs[:cut]
+
+
 def clean(raw: str) -> str:
-    """Remove conversion artifacts and normalise whitespace; keeps every Chinese character, digit and mark."""
+    """Remove conversion artefacts (pinyin after characters, □), invisible characters, the paragraph splits and
+    trailing notices of scraped pages, and duplicate whitespace; every character of the body is kept."""
     text = unicodedata.normalize("NFC", raw.replace("\r\n", "\n").replace("\r", "\n")).lstrip("\ufeff")
     parts, pos = [], 0
     for start, end in find_artifacts(text):
         parts.append(text[pos:start])
         pos = end
     parts.append(text[pos:])
-    text = "".join(parts)
-    lines = []
-    for line in text.split("\n"):
-        line = re.sub(r"[ \t\u3000\u00a0]+", " ", line).strip()
-        if line:
-            lines.append(line)
-    return "\n".join(lines)
+    text = "\n".join(_INVISIBLE.sub("", line) for line in "".join(parts).split("\n")
+                     if not line.strip() or _INVISIBLE.sub("", line).strip())  # a line of only invisibles goes
+    return "\n".join(strip_notices(paragraphs_of(text)))
 
 
 # --- scripts ------------------------------------------------------------------------------------
@@ -96,6 +157,23 @@ def to_script(text: str, script: str) -> str:
     if script == "hant":
         return s2t(text)
     return text
+
+
+# Cantonese question and function words → Mandarin (language knowledge; applied to Traditional questions only).
+_CANTONESE = (("係唔係", "是不是"), ("係咪", "是不是"), ("點樣", "怎樣"), ("點解", "為什麼"), ("乜嘢", "什麼"), ("咩嘢", "什麼"),
+              ("邊個", "誰"), ("邊度", "哪裡"), ("邊間", "哪家"), ("幾多", "多少"), ("幾時", "什麼時候"), ("而家", "現在"),
+              ("冇", "沒有"), ("嘅", "的"), ("咗", "了"), ("喺", "在"), ("佢哋", "他們"), ("佢", "它"), ("啲", "些"), ("唔", "不"),
+              ("咩", "什麼"), ("嗰", "那"), ("呢個", "這個"))
+
+
+def to_simplified_question(text: str) -> str:
+    """A question in Simplified Chinese for matching: Cantonese particles and Taiwan / Hong Kong wording mapped to
+    their Mandarin equivalents (OpenCC tw2sp: 軟體 → 软件, 資訊 → 信息). Not for documents: offsets must hold there."""
+    if detect_script(text) != "hant":
+        return text
+    for a, b in _CANTONESE:
+        text = text.replace(a, b)
+    return _converter("tw2sp").convert(text)
 
 
 def cjk_count(text: str) -> int:

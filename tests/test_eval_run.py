@@ -1,4 +1,4 @@
-"""eval.run end to end on a 5-item slice of the real dataset, eval.compare exit codes, eval.calibrate."""
+"""eval.run end to end on a 5-item slice of the real dataset, eval.compare exit codes."""
 from __future__ import annotations
 
 import json
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from eval import EvalError
-from eval import calibrate, compare, run
+from eval import compare, run
 from eval.metrics import HEADLINE, STAGES
 from eval_rows import make_row
 from rag.settings import ROOT, build_settings
@@ -229,82 +229,3 @@ def test_compare_gates_latency_only_when_asked():
     assert not compare.compare(fast, slow).regressions
     keys = {d.key for d in compare.compare(fast, slow, latency_tolerance=0.5).regressions}
     assert {"latency_ms.total.p50", "latency_ms.retrieve.p95"} <= keys
-
-
-# --- calibrate ----------------------------------------------------------------------------------
-
-
-def test_choose_threshold_maximises_balanced_accuracy():
-    scores = [0.9, 0.8, 0.7, 0.4, 0.1, 0.2, 0.5]
-    labels = [True, True, True, True, False, False, False]
-    cal = calibrate.choose_threshold(scores, labels)
-    assert cal.threshold == pytest.approx(0.6)  # midpoint of 0.5 and 0.7
-    assert cal.balanced_accuracy == pytest.approx((3 / 4 + 1) / 2)
-    assert (cal.true_positive_rate, cal.true_negative_rate) == (0.75, 1.0)
-    assert (cal.n_answerable, cal.n_unanswerable) == (4, 3)
-    separable = calibrate.choose_threshold([0.8, 0.9, 0.1, 0.3], [True, True, False, False])
-    assert separable.threshold == pytest.approx(0.55) and separable.balanced_accuracy == 1.0
-
-
-def test_choose_threshold_ties_go_to_the_widest_gap():
-    # 0.3 (gap 0.1..0.5) and 0.75 (gap 0.6..0.9) both give 0.75; the wider gap wins
-    cal = calibrate.choose_threshold([0.5, 0.9, 0.1, 0.6], [True, True, False, False])
-    assert cal.threshold == pytest.approx(0.3) and cal.balanced_accuracy == pytest.approx(0.75)
-
-
-def test_choose_threshold_needs_both_groups_and_distinct_scores():
-    with pytest.raises(EvalError, match="non-answerable"):
-        calibrate.choose_threshold([0.1, 0.9], [True, True])
-    with pytest.raises(EvalError, match="same"):
-        calibrate.choose_threshold([0.4, 0.4], [True, False])
-
-
-def test_collect_scores_skips_rows_without_a_score():
-    rows = [make_row("a", score=0.8), make_row("b", answerable=False, score=0.2), make_row("c"),
-            make_row("d", score=0.5, error="boom")]
-    assert calibrate.collect_scores(rows) == ([0.8, 0.2], [True, False], 2)
-
-
-def test_write_threshold_keeps_other_keys(tmp_path):
-    path = tmp_path / "settings.json"
-    path.write_text(json.dumps({"top_k": 7, "_note": "keep me", "answerable_threshold": 0.5}), encoding="utf-8")
-    cal = calibrate.Calibration(0.4321, 0.9, 0.95, 0.85, 10, 5)
-    calibrate.write_threshold(path, cal, {"dataset": "d.jsonl", "dataset_sha256": "abc"})
-    data = json.loads(path.read_text(encoding="utf-8"))
-    assert data["top_k"] == 7 and data["_note"] == "keep me" and data["answerable_threshold"] == 0.4321
-    note = data["_calibration"]
-    assert note["balanced_accuracy"] == 0.9 and note["dataset_sha256"] == "abc" and note["previous_threshold"] == 0.5
-    assert "date" in note
-    assert build_settings(file=path, env={}).answerable_threshold == pytest.approx(0.4321)  # "_" keys are ignored
-    with pytest.raises(EvalError, match="0..1"):
-        calibrate.write_threshold(path, calibrate.Calibration(3.5, 1.0, 1.0, 1.0, 1, 1), {})
-    path.write_text("[1, 2]", encoding="utf-8")
-    with pytest.raises(EvalError, match="JSON object"):
-        calibrate.write_threshold(path, cal, {})
-
-
-def test_calibrate_main_without_scores_exits_non_zero(tmp_path, eval_index, slice_path, monkeypatch, capsys):
-    monkeypatch.setattr(calibrate, "evaluate", lambda pipe, items, progress=True: [make_row(i["id"]) for i in items])
-    target = tmp_path / "settings.json"
-    code = calibrate.main(["--dataset", str(slice_path), "--out-settings", str(target), "--quiet", *overrides(eval_index)])
-    assert code == 1 and not target.exists()
-    assert "no item has an answerability score" in capsys.readouterr().err
-
-
-def test_calibrate_main_writes_the_threshold(tmp_path, eval_index, slice_path, monkeypatch, capsys):
-    scores = {True: [0.9, 0.7, 0.65], False: [0.2, 0.3]}
-
-    def fake_evaluate(pipe, items, progress=True):
-        return [make_row(i["id"], answerable=i["answerable"], score=scores[i["answerable"]].pop()) for i in items]
-
-    monkeypatch.setattr(calibrate, "evaluate", fake_evaluate)
-    target = tmp_path / "settings.json"
-    target.write_text('{"top_k": 6}', encoding="utf-8")
-    code = calibrate.main(["--dataset", str(slice_path), "--out-settings", str(target), "--quiet", *overrides(eval_index)])
-    assert code == 0
-    data = json.loads(target.read_text(encoding="utf-8"))
-    assert data["top_k"] == 6 and data["answerable_threshold"] == pytest.approx(0.475)
-    assert data["_calibration"]["balanced_accuracy"] == 1.0
-    assert data["_calibration"]["dataset_sha256"] == run.file_sha256(slice_path)
-    assert data["_calibration"]["previous_threshold"] == build_settings().answerable_threshold  # what was in force
-    assert "answerable_threshold = 0.475" in capsys.readouterr().out

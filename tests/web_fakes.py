@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Callable
 
+from rag.domain import Domain, read_meta
 from rag.pipeline import StreamEvent, clean_history, clean_question
 from rag.types import Answer, Chunk, Citation, Document, Hit
 
@@ -82,7 +83,9 @@ class FakePipeline:
 
     def __post_init__(self):
         self.embedder = SimpleNamespace(name="fake-embedder", notice="")
-        self.index = SimpleNamespace(documents=DOCUMENTS, chunks=CHUNKS)
+        self.index = SimpleNamespace(documents=DOCUMENTS, chunks=CHUNKS, domain=Domain(
+            docs={d.id: read_meta(d) for d in DOCUMENTS.values()},
+            examples={"市民": ("这份文件讲了什么？",), "企业": ("有哪些融资支持？",)}))
         self.engine = SimpleNamespace(name="fake")
         self._lock = threading.Lock()
 

@@ -130,7 +130,7 @@ class AskRequest(BaseModel):
     """A question, optionally with the conversation so far and the script of the answer."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [
-        {"question": "科创指数贷是什么？", "history": [], "script": "auto"}]})
+        {"question": "这份文件主要讲了什么？", "history": [], "script": "auto"}]})
 
     question: str = Field(description="the question; control characters are stripped")
     history: list[tuple[str, str | None]] = Field(
@@ -183,7 +183,7 @@ def warm_up(pipeline: Pipeline) -> float:
     t0 = time.perf_counter()
     doc = next(iter(pipeline.index.documents.values()), None)
     try:
-        pipeline.ask((doc.title if doc else "") or "科技创新")
+        pipeline.ask((doc.title if doc else "") or "这份文件主要讲了什么？")
     except Exception:  # a failed warm-up only means a slower first answer
         log.warning("warm-up question failed", exc_info=True)
     return time.perf_counter() - t0
@@ -228,7 +228,7 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None, *, feedback
                 if left:
                     log.error("feedback database still unavailable at shutdown: %d row(s) lost", left)
 
-    app = FastAPI(title="温州科技创新规划问答 API", version="1.0",
+    app = FastAPI(title="政策文件问答 API", version="1.0",
                   description="Questions about the Wenzhou 2023 science-and-technology plan, answered from the "
                               "document with numbered citations. The chat page is at /.",
                   lifespan=lifespan, docs_url=None, redoc_url=None)  # /docs is served below, offline

@@ -26,18 +26,7 @@ from .ratelimit import RateLimiter  # noqa: E402
 
 log = logging.getLogger(__name__)
 
-TITLE = "温州科技创新规划问答"
-EXAMPLES_CITIZEN = [
-    "温州今年科技创新工作的重点是什么？",
-    "瓯江实验室是什么？",
-    "温州如何吸引和培养创新型人才？",
-    "“科企通”是做什么的？",
-]
-EXAMPLES_FINANCING = [
-    "科创指数贷是什么？",
-    "技术产权证券化试点有什么进展？",
-    "科创基金会有哪些支持？",
-]
+GENERIC_TITLE = "政策文件问答"
 SCRIPTS = [("自动", "auto"), ("简体", "hans"), ("繁體", "hant")]
 SYSTEM_FONTS = ["system-ui", "-apple-system", "PingFang SC", "Hiragino Sans GB", "Microsoft YaHei",
                 "Noto Sans CJK SC", "Source Han Sans SC", "WenQuanYi Micro Hei", "sans-serif"]
@@ -127,6 +116,23 @@ def user_message(exc: RagError, request_id: str) -> str:
     else:
         what = "暂时无法回答"
     return f"抱歉，{what}。请稍后再试；如需反馈，请提供编号 {request_id}。"
+
+
+def page_title(pipeline: Pipeline) -> str:
+    """The page's title: the corpus's declared one, else its only document's title, else a generic one."""
+    domain = pipeline.index.domain
+    if domain.title:
+        return domain.title
+    return f"{domain.meta().title} · 问答" if len(domain.docs) == 1 else GENERIC_TITLE
+
+
+def example_questions(pipeline: Pipeline) -> dict[str, tuple[str, ...]]:
+    """The corpus's declared example questions, else questions about the terms its documents quote."""
+    domain = pipeline.index.domain
+    if domain.examples:
+        return dict(domain.examples)
+    quoted = [t for t, how in domain.term_source.items() if how == "quoted" and 2 <= len(t) <= 10][:4]
+    return {"示例": tuple(f"“{t}”是什么？" for t in quoted) or ("这份文件主要讲了什么？",)}
 
 
 def build_ui(pipeline: Pipeline, settings: Settings, feedback_store: FeedbackStore,
@@ -242,15 +248,16 @@ def build_ui(pipeline: Pipeline, settings: Settings, feedback_store: FeedbackSto
         turn = next((t for t in turns or [] if t["message"] == index), None)
         return gr.skip() if turn is None else turn["sources"]
 
-    with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
-        gr.HTML(f"<h1>{TITLE}</h1><p>回答只依据收录的 {len(documents)} 份文件原文，并标注出处；"
+    title, examples = page_title(pipeline), example_questions(pipeline)
+    with gr.Blocks(title=title, analytics_enabled=False) as demo:
+        gr.HTML(f"<h1>{render.text_html(title)}</h1><p>回答只依据收录的 {len(documents)} 份文件原文，并标注出处；"
                 "文件里没有的内容会直说。</p>",
                 elem_id="rag-header", js_on_load=None)
         chatbot = gr.Chatbot(
             value=[], show_label=False, elem_id="rag-chat", height="min(60vh, 560px)", min_height=260,
             buttons=[], feedback_options=("Like", "Dislike"), sanitize_html=True, render_markdown=True,
             latex_delimiters=[], allow_tags=False, line_breaks=True, layout="bubble",
-            placeholder="你好！请输入关于温州科技创新工作的问题，或点下面的示例问题。")
+            placeholder="你好！请输入关于文件内容的问题，或点下面的示例问题。")
         with gr.Row(elem_id="rag-input-row", equal_height=True):
             box = gr.Textbox(show_label=False, placeholder="输入问题，按回车发送", lines=1, max_lines=4,
                              max_length=settings.max_question_chars, scale=5, min_width=0, container=False,
@@ -264,8 +271,8 @@ def build_ui(pipeline: Pipeline, settings: Settings, feedback_store: FeedbackSto
             reason_send = gr.Button("提交原因", size="sm", scale=0, min_width=88, elem_id="rag-reason-send")
         sources = gr.HTML("", elem_id="rag-sources", js_on_load=None)
         with gr.Accordion("示例问题", open=True, elem_id="rag-examples"):
-            gr.Examples(EXAMPLES_CITIZEN, inputs=[box], label="市民", examples_per_page=10)
-            gr.Examples(EXAMPLES_FINANCING, inputs=[box], label="企业融资", examples_per_page=10)
+            for label, questions in examples.items():
+                gr.Examples(list(questions), inputs=[box], label=label, examples_per_page=10)
         footer = gr.HTML(footer0, elem_id="rag-footer", js_on_load=None)
 
         messages = gr.State([])

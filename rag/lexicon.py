@@ -1,0 +1,81 @@
+"""A corpus's vocabulary at run time: its Domain plus what is derived from the texts when the index loads (the
+normalised text, the segmenter that keeps its terms whole, a pinyin index of its words for repairing homophone
+typos). Built once per loaded index; questions are analysed against it."""
+from __future__ import annotations
+
+import functools
+import re
+from collections import defaultdict
+
+from .domain import Domain, tokenizer
+from .text import CJK, normalize
+from .types import Document
+
+MAX_REPAIR_LEN = 8
+
+
+@functools.lru_cache(maxsize=65536)
+def _pinyin(text: str) -> str:
+    from pypinyin import lazy_pinyin
+
+    return " ".join(lazy_pinyin(text))
+
+
+class Lexicon:
+    """What the question analysis knows of one corpus."""
+
+    def __init__(self, domain: Domain, documents: list[Document]) -> None:
+        self.domain = domain
+        self.corpus_norm = "\n".join(normalize(d.text) for d in documents)
+        self.self_words = domain.self_words
+        self._segmenter = tokenizer(tuple(domain.terms))
+        self._grams = {self.corpus_norm[i : i + 2] for i in range(len(self.corpus_norm) - 1)}
+        self._by_sound: dict[tuple[int, str], set[str]] | None = None
+
+    def segment(self, norm: str) -> list[str]:
+        """Words of a normalised text, the corpus's terms kept whole."""
+        return self._segmenter.lcut(norm)
+
+    def has(self, term: str) -> bool:
+        """Whether the corpus holds a term: verbatim, or every one of its character bigrams."""
+        if term in self.corpus_norm:
+            return True
+        grams = [term[i : i + 2] for i in range(len(term) - 1)]
+        return bool(grams) and all(g in self._grams for g in grams)
+
+    def english_terms(self, text: str) -> list[str]:
+        return [t for t in self.domain.english_terms(text) if t in self.corpus_norm]
+
+    def expand(self, norm: str) -> list[str]:
+        return [t for t in self.domain.expand(norm) if t in self.corpus_norm]
+
+    def _sounds(self) -> dict[tuple[int, str], set[str]]:
+        """{(length, toneless pinyin): corpus words}: the corpus's terms and words of two or more characters."""
+        if self._by_sound is None:
+            words = set(self.domain.terms)
+            for run in re.findall(f"[{CJK}]+", self.corpus_norm):
+                words.update(w for w in self._segmenter.lcut(run) if len(w) >= 2)
+            index: dict[tuple[int, str], set[str]] = defaultdict(set)
+            for w in words:
+                if 2 <= len(w) <= MAX_REPAIR_LEN and re.fullmatch(f"[{CJK}]+", w):
+                    index[(len(w), _pinyin(w))].add(w)
+            self._by_sound = dict(index)
+        return self._by_sound
+
+    def repair(self, norm: str, terms: tuple[str, ...]) -> list[str]:
+        """Corpus words an asker probably meant where they typed a homophone (a pinyin-input slip): a stretch of the
+        question that is not in the corpus but sounds like a corpus word of the same length and shares a character
+        with it in the same place."""
+        out: list[str] = []
+        runs = re.findall(f"[{CJK}]+", norm)
+        for run in runs:
+            n = len(run)
+            for size in range(min(MAX_REPAIR_LEN, n), 1, -1):
+                for i in range(n - size + 1):
+                    window = run[i : i + size]
+                    if window in self.corpus_norm or any(window in o for o in out):
+                        continue
+                    for word in self._sounds().get((size, _pinyin(window)), ()):
+                        if word not in out and any(a == b for a, b in zip(word, window)):
+                            out.append(word)
+        return out
