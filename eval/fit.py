@@ -93,19 +93,20 @@ def overlaps(unit_norm: str, gold_norm: str) -> bool:
     return shared >= 4 and shared / max(1, min(len(a), len(b))) >= 0.6
 
 
-def pipeline_for(source: Source):
+def pipeline_for(source: Source, index_root: Path | None = None):
     from rag.pipeline import Pipeline
 
     from .run import corpus_overrides
 
-    args = argparse.Namespace(corpus=str(source.corpus) if source.corpus else None, index=None, engine=None)
+    index = str(index_root / source.name.replace("/", "-")) if index_root else None
+    args = argparse.Namespace(corpus=str(source.corpus) if source.corpus else None, index=index, engine=None)
     settings = build_settings(overrides=corpus_overrides(args, {}))
     return Pipeline.from_settings(settings, rebuild="auto", progress=lambda m: print(m, file=sys.stderr))
 
 
-def collect(source: Source, limit: int | None = None) -> list[Record]:
+def collect(source: Source, limit: int | None = None, index_root: Path | None = None) -> list[Record]:
     """Featured candidates of every usable item of a source."""
-    pipe = pipeline_for(source)
+    pipe = pipeline_for(source, index_root)
     items = [i for i in load_dataset(source.dataset) if source.fold is None or i.get("fold") == source.fold]
     records = []
     for item in items[:limit]:
@@ -282,13 +283,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-cmrc-refusals", type=float, default=0.02)
     parser.add_argument("--limit", type=int, help="only the first N items of each source (a quick check)")
     parser.add_argument("--out", default=str(FITTED), help="folder for select.json and answerable.json")
+    parser.add_argument("--sources", help="comma-separated source names (default: all): " +
+                        ", ".join(s.name for s in SOURCES))
+    parser.add_argument("--index-root", help="build the sources' indexes under this folder (default: index/)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    if not (CMRC / "dataset.jsonl").exists():
+    sources = [s for s in SOURCES if not args.sources or s.name in args.sources.split(",")]
+    if not sources:
+        parser.error(f"--sources names none of {', '.join(s.name for s in SOURCES)}")
+    if any(s.name.startswith("cmrc") for s in sources) and not (CMRC / "dataset.jsonl").exists():
         from .cmrc import DEFAULT_SRC, convert
 
         convert(DEFAULT_SRC, CMRC)
-    records = [r for s in SOURCES for r in collect(s, args.limit)]
+    root = Path(args.index_root).resolve() if args.index_root else None
+    records = [r for s in sources for r in collect(s, args.limit, root)]
     weights = source_weights(records)
     raw = out_of_fold_units(records)
     y_units = np.concatenate([r.y for r in records if len(r.cands)])
@@ -309,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     wa = np.array([weights[r.source] for r in kept])
     fold_of = folds(len(kept), seed=11)
     raw_a = np.zeros(len(kept))
-    for k in range(5):
+    for k in range(fold_of.max() + 1):
         m = fit_classifier(xa[fold_of != k], ya[fold_of != k], wa[fold_of != k])
         raw_a[fold_of == k] = m.predict_proba(xa[fold_of == k], raw_score=True)
     ca, cb = calibration(raw_a, ya, wa)
@@ -320,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    prov = provenance(SOURCES, records, argv)
+    prov = provenance(sources, records, argv)
     (out / "select.json").write_text(json.dumps(unit.to_json(_provenance=prov), ensure_ascii=False, indent=1) + "\n",
                                      encoding="utf-8")
     (out / "answerable.json").write_text(json.dumps(ans.to_json(_provenance=prov), ensure_ascii=False, indent=1) + "\n",

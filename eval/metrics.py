@@ -214,7 +214,7 @@ def judge(row: Mapping[str, Any]) -> Verdict:
         match = a_script == q_script
 
     doc_id = item.get("doc_id")
-    doc_hit1 = None if not doc_id else bool(ranking) and ranking[0].get("doc_id", _doc_of(ranking[0])) == doc_id
+    doc_hit1 = None if not doc_id else bool(ranking) and (ranking[0].get("doc_id") or _doc_of(ranking[0])) == doc_id
     spans = [span_form(a) for a in item.get("answers_any") or [] if span_form(a)]
     contains_answer = None if not spans else bool(text) and not refused and any(
         a in span_form(text) for a in spans)
@@ -247,8 +247,8 @@ def contributions(v: Verdict) -> dict[str, tuple[float, float]]:
             out[f"retrieval.hit@{k}"] = (float(v.first_hit_rank is not None and v.first_hit_rank <= k), 1.0)
         out["retrieval.mrr@10"] = (1.0 / v.first_hit_rank if v.first_hit_rank else 0.0, 1.0)
         out["retrieval.evidence_recall@5"] = (v.evidence_found_at5 / v.n_gold, 1.0)
-    if v.doc_hit1 is not None and not v.error:
-        out["retrieval.doc_hit@1"] = (float(v.doc_hit1), 1.0)
+    if v.doc_hit1 is not None:  # an error row is a miss, as for hit@k
+        out["retrieval.doc_hit@1"] = (float(bool(v.doc_hit1) and not v.error), 1.0)
     out["answer.answered_rate"] = (float(v.answered), 1.0)
     if v.answered and v.answerable:
         n_terms = len(v.must_include_found) + len(v.must_include_missing)

@@ -171,7 +171,7 @@ def ranking(pipeline, answer, depth: int = RANK_DEPTH) -> list[dict]:
         more = pipeline.retriever.retrieve(answer.retrieval_query or answer.question, depth)
         have = {c.id for c in chunks}
         chunks += [h.chunk for h in more if h.chunk.id not in have]
-    return [{"rank": i, "chunk_id": c.id, "text": c.text} for i, c in enumerate(chunks[:depth], 1)]
+    return [{"rank": i, "chunk_id": c.id, "doc_id": c.doc_id, "text": c.text} for i, c in enumerate(chunks[:depth], 1)]
 
 
 def evaluate_item(pipeline, item: Mapping[str, Any]) -> dict:

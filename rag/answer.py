@@ -84,22 +84,24 @@ class ExtractiveEngine:
         return self.announced([(c.unit, c.chunk) for c in picked])
 
     def announced(self, picked: list[tuple[int, Chunk]]) -> list[tuple[int, Chunk]]:
-        """A chosen unit that ends with a colon announces what follows it: the rest of its paragraph joins the
-        quote (up to ELABORATION_CHARS), so "主要是：" is never quoted without what it introduces."""
+        """A chosen unit that ends with a colon announces what follows it: the units after it (the rest of its
+        paragraph, or the next paragraph when the colon ends one) join the quote, up to ELABORATION_CHARS, so
+        "主要是：" is never quoted without what it introduces."""
         out = list(picked)
         have = {i for i, _ in out}
+        units = self.uidx.units
         for i, _ in picked:
-            if not COLON_END.search(self.uidx.units[i].text):
+            if not COLON_END.search(units[i].text):
                 continue
-            used = 0
-            for j in self.uidx.paragraph(i):
-                if j <= i or j in have or used >= ELABORATION_CHARS:
-                    continue
+            used, j = 0, i + 1
+            while j < len(units) and units[j].doc_id == units[i].doc_id and used < ELABORATION_CHARS \
+                    and units[j].paragraph <= units[i].paragraph + 1:
                 chunk = self.uidx.chunk_of(j)
-                if chunk is not None:
+                if j not in have and chunk is not None:
                     out.append((j, chunk))
                     have.add(j)
-                    used += len(self.uidx.units[j].text)
+                used += len(units[j].text)
+                j += 1
         return sorted(out)
 
     def resolve(self, q: Question, hits: list[Hit]) -> Draft | None:

@@ -12,7 +12,7 @@ from .lexicon import Lexicon
 from .question import Question
 from .select import Candidate
 from .types import Answerability, Hit
-from .units import UnitIndex, bigrams, holds, items, new_fact
+from .units import UnitIndex, bigrams, holds, items, new_fact, states_near
 
 KINDS = ("quantity", "time", "person", "place", "organisation", "procedure", "detail")
 FEATURES = (
@@ -72,10 +72,9 @@ def features(q: Question, ranked: list[Candidate], hits: list[Hit], uidx: UnitIn
     text = "".join(uidx.units[c.unit].norm for c in top)
     ps = [c.p for c in top] + [0.0] * (3 - len(top))
     kind_found = bool(q.asks) and bool(top) and new_fact(q.asks, uidx.units[top[0].unit].norm, q.norm)
-    anchors = q.focus or terms
     clauses = [cl for c in top for cl in re.split(r"[，,；;。]", uidx.units[c.unit].norm) if cl]
-    kind_with_topic = bool(q.asks) and any(any(a in cl for a in anchors) and new_fact(q.asks, cl, q.norm)
-                                           for cl in clauses)
+    kind_with_topic = bool(q.asks) and any(states_near(q.asks, uidx.units[c.unit].norm, q.focus or terms, q.norm)
+                                           for c in top)
     missing_top = [specificity(t, uidx) for t in terms if t not in text]
     missing_corpus = [specificity(t, uidx) for t in q.terms if not lexicon.has(t)]
     numbers = _NUMBERS.findall(q.norm)
@@ -115,11 +114,16 @@ def decide(q: Question, ranked: list[Candidate], hits: list[Hit], uidx: UnitInde
     x = features(q, ranked, hits, uidx, lexicon)
     p = float(fitted.proba(np.array([x]))[0])
     limit = fitted.params.get("threshold", 0.5) if threshold is None else threshold
-    found = [t for t in q.terms + q.added + q.context if lexicon.has(t)]
-    topic = max(found, key=len) if found else ""
-    off_topic = not found and not q.names_document and not q.about and not q.refers_back
+    translated = q.added if q.script == "en" else ()  # an English question's words, in the corpus's language
+    own = [t for t in q.terms + q.context + translated if lexicon.has(t)]
+    added = [t for t in q.added if lexicon.has(t)]
+    answerable = p >= limit and bool(own or added or q.names_document or q.about or q.refers_back)
+    # a refusal names a topic in the asker's own words; when none of them is in the documents, the question is
+    # outside them, whatever a synonym of one of its words may have matched
+    topic = max(own, key=len) if own else ""
+    off_topic = not own and not q.names_document and not q.about and not q.refers_back and (not added or not answerable)
     reason = (f"P(answerable) {p:.3f} vs threshold {limit:.3f}; coverage {x[0]:.2f}, "
               f"best candidate {x[FEATURES.index('p1')]:.2f}")
     if q.asks:
         reason += f"; asks for {q.asks}, {'stated' if x[FEATURES.index('kind_found')] else 'none'} in the passages"
-    return Answerability(p >= limit and not off_topic, p, reason, q.asks, topic, off_topic=off_topic)
+    return Answerability(answerable and not off_topic, p, reason, q.asks, topic, off_topic=off_topic)

@@ -189,12 +189,17 @@ class Pipeline:
         """Validate and analyse, retrieve, score the candidates, decide whether the passages answer."""
         t0 = time.perf_counter()
         q = self.analyse(question, history, script)
+        k = k or self.settings.top_k
+        if isinstance(self.engine, PassageEngine):  # the baseline: the raw question's top passage, whatever it asks
+            hits = self.retriever.retrieve(q.raw, k)
+            ev = Evidence(q, (), (), tuple(hits))
+            return self._answer(ev, self.engine.answer(ev), Answerability(True, 1.0, "passage baseline"), t0,
+                                time.perf_counter())
         if q.injection_only:
             draft = self.extractive.injection(q)
-            t1 = time.perf_counter()
+            hits = self.retriever.retrieve(q.raw, k)  # shown nowhere, but what a baseline would have quoted
             verdict = Answerability(False, 0.0, "request to change the rules or invent facts")
-            return self._answer(Evidence(q, (), (), ()), draft, verdict, t0, t1)
-        k = k or self.settings.top_k
+            return self._answer(Evidence(q, (), (), tuple(hits)), draft, verdict, t0, time.perf_counter())
         hits = self.retrieve(q, k)
         resolved = self.extractive.resolve(q, hits)
         if resolved is not None:
@@ -210,7 +215,7 @@ class Pipeline:
 
     def _finish(self, p: Prepared, draft: Draft | None = None) -> Answer:
         if draft is None:
-            if p.verdict.answerable or isinstance(self.engine, PassageEngine):
+            if p.verdict.answerable:
                 draft = self.engine.answer(p.evidence)
             else:
                 draft = self.extractive.refuse(p.evidence, p.verdict)

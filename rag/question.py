@@ -37,9 +37,10 @@ ASKS = {
                  r"requirements?|procedure|apply for|sign up|register",
     "time": r"什么时候|啥时候|何时|哪天|哪一天|几号|几月|哪年|哪一年|截止|截至|期限|日期|时间表|多久|多长时间|有效期|"
             r"(用|花|要)几年|\bwhen\b|deadline|what date|which (day|year|month)|how long|by what year",
-    "person": r"是谁|谁是|由谁|找谁|谁(负责|主管|管|牵头|主导|主持|担任|来|讲的|说的|做的|提出|作的|出钱|付钱)|谁[？?。]?$|^谁|哪位|负责人|"
+    "person": r"是谁|谁是|由谁|找谁|(主任|负责人|院长|校长|局长|市长|书记|主席|董事长|总经理|部长|行长|所长|理事长|总理|省长)"
+              r"(是|叫)?(谁|什么|哪位|啥|姓)|谁(负责|主管|管|牵头|主导|主持|担任|来|讲的|说的|做的|提出|作的|出钱|付钱)|谁[？?。]?$|^谁|哪位|负责人|"
               r"\bwho\b|whose|name of the (director|head|mayor|speaker|minister)",
-    "place": r"在哪(里|儿)?|哪里|哪儿|什么地方|何地|地址|位置|哪个(省|市|县|区|城市|地方)|\bwhere\b|which (cit|province|district|countr|region|place)|address|location",
+    "place": r"在哪(里|儿)?|哪里|哪儿|什么地方|何地|地址|哪个(省|市|县|区|城市|地方)|\bwhere\b|which (cit|province|district|countr|region|place)|address|location",
     "organisation": r"哪(家|个|些)?(银行|公司|企业|机构|部门|单位|大学|高校|学校|医院)|哪几(家|所)|什么(机构|部门|单位)|"
                     r"which (bank|compan|institution|universit|department|agenc|organi[sz])",
     "quantity": r"多少|多大|多高|多长|多快|几成|几倍|(?<![哪有第])几(个|家|所|种|项|亿|万|千|百|倍|笔|人|名|次|级|块|天|岁|米|吨|度|点|成|条|座|批|张|台|辆|套|只|位|户|年|月|周)|利率|利息|费率|金额|额度|"
@@ -161,7 +162,7 @@ class Question:
 
 
 def _injected(text: str) -> bool:
-    return bool(_INJECTION_RE.search(text) or _INJECTION_RE.search(to_simplified_question(t2s(text))))
+    return any(_INJECTION_RE.search(form) for form in (text, t2s(text), to_simplified_question(text)))
 
 
 def strip_injection(text: str) -> tuple[str, bool]:
@@ -253,7 +254,7 @@ def content_terms(norm: str, script: str, lexicon: Lexicon) -> tuple[str, ...]:
     for w in lexicon.segment(norm):
         if w in STOP or w in lexicon.self_words or not re.search(f"[{CJK}0-9a-z]", w):
             continue
-        if len(w) == 1 and not w.isdigit():
+        if len(w) == 1:  # a lone character or digit names no topic ("alert(1)", "3、1、5")
             continue
         words.append(w)
     return tuple(dict.fromkeys(words))
@@ -324,7 +325,7 @@ def analyse(text: str, history, lexicon: Lexicon, *, with_parts: bool = True) ->
     added += [t for t in lexicon.repair(norm, terms) if t not in added]
     added_t = tuple(t for t in dict.fromkeys(added) if t not in terms)
     asks = asks_kind(shape)
-    names_doc = bool(_DOC_WORDS.search(shape)) or any(w in norm for w in lexicon.self_words if len(w) >= 2)
+    names_doc = bool(_DOC_WORDS.search(shape)) or any(w in norm for w in lexicon.doc_names if len(w) >= 2)
     refers = refers_back(text, shape, terms + added_t, script, history, lexicon)
     context = ()
     if refers:

@@ -12,7 +12,7 @@ from .fitted import Model, load_model
 from .question import Question
 from .text import CJK
 from .types import Chunk, Hit
-from .units import UnitIndex, bigrams, holds, items
+from .units import UnitIndex, bigrams, holds, items, states_near
 
 FEATURES = (
     "lex_own",  # IDF-weighted share of the asker's own words' bigrams in the unit
@@ -27,7 +27,7 @@ FEATURES = (
     "p_lexical",  # the passage's BM25 over the best passage's
     "p_dense",  # the passage's cosine
     "asks_kind",  # the question asks for a figure, date, name, place, organisation, procedure or specific
-    "kind_here",  # … and the unit states one
+    "kind_here",  # … and a clause of the unit states one beside the focus or a topic word
     "list_here",  # the question asks for a list or count and the unit enumerates
     "count_here",  # the question names a number of items and the unit enumerates exactly that many
     "purpose_here",  # the question asks what for and the unit states an aim
@@ -85,6 +85,7 @@ def candidates(q: Question, hits: list[Hit], uidx: UnitIndex, query_vector: np.n
     top_bm25 = max(h.scores.get("lexical", 0.0) for h in hits) or 1.0
     kind = q.asks
     listy = q.wants_list or q.wants_count
+    anchors = q.focus or q.topic_terms
     out = []
     for i in rows:
         h, u = seen[i], uidx.units[i]
@@ -95,7 +96,8 @@ def candidates(q: Question, hits: list[Hit], uidx: UnitIndex, query_vector: np.n
             (sum(t in u.norm for t in q.terms) / len(q.terms)) if q.terms else 0.0,
             lex[i] - best_lex, dense[i], dense[i] - best_dense,
             h.score / top_fused, 1.0 / h.rank, h.scores.get("lexical", 0.0) / top_bm25, h.scores.get("dense", 0.0),
-            float(bool(kind)), float(bool(kind) and holds(kind, u.norm)), float(listy and holds("list", u.norm)),
+            float(bool(kind)), float(bool(kind) and states_near(kind, u.norm, anchors, q.norm)),
+            float(listy and holds("list", u.norm)),
             float(bool(q.count) and q.count >= 2 and items(u.norm) == q.count),
             float(q.purpose and holds("purpose", u.norm)), float(_quoted(u.norm, q.terms)),
             float(par[0] == i), par.index(i) / max(1, len(par) - 1), lex.get(par[0], uidx.overlap(own, par[0])),

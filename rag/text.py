@@ -8,7 +8,7 @@ from typing import Iterable
 
 # --- cleaning -----------------------------------------------------------------------------------
 
-CLEANING_VERSION = 2  # bump when clean() changes: indexes built before are stale (2: scraped pages)
+CLEANING_VERSION = 3  # bump when clean() changes: indexes built before are stale (2, 3: scraped pages)
 CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ffff"
 _TONED = "āáǎàēéěèīíǐìōóǒòūúǔùǖǘǚǜüńňǹḿ"
 _LATIN = f"a-zA-Z{_TONED}{_TONED.upper()}\u0300-\u036f"
@@ -62,10 +62,10 @@ def _lines(text: str) -> list[str]:
 
 
 def _join(parts: list[str]) -> str:
-    """Pieces of one paragraph split across lines, joined: no space, except between two Latin letters or digits."""
+    """Pieces of one paragraph split across lines, joined: no space, except between two Latin words."""
     out = ""
     for part in parts:
-        out += (" " if out and re.match(r"[A-Za-z0-9]", part) and re.search(r"[A-Za-z0-9]$", out) else "") + part
+        out += (" " if out and re.match(r"[A-Za-z]", part) and re.search(r"[A-Za-z]$", out) else "") + part
     return out
 
 
@@ -80,7 +80,8 @@ def paragraphs_of(text: str) -> list[str]:
     that stops mid-sentence continues on the next line ("政府工作报" / "告", "74.4" / "万亿元"): they are joined.
     Where it never leaves a blank line, every line is a paragraph (a byline stays apart from the text)."""
     lines = _lines(text)
-    blank_style = sum(1 for a, b, c in zip(lines, lines[1:], lines[2:]) if a and not b and c) >= 3
+    separators = "".join("x" if line else "_" for line in lines).strip("_")
+    blank_style = len(re.findall("x_+(?=x)", separators)) >= 3  # paragraphs separated by blank-line runs
     out: list[list[str]] = []
     previous_blank = True
     for line in lines:
@@ -114,18 +115,41 @@ def strip_notices(paragraphs: list[str], short: int = 60) -> list[str]:
     return paragraphs[:cut]
 
 
-def clean(raw: str) -> str:
-    """Remove conversion artefacts (pinyin after characters, □), invisible characters, the paragraph splits and
-    trailing notices of scraped pages, and duplicate whitespace; every character of the body is kept."""
+def _without_artifacts(raw: str) -> str:
     text = unicodedata.normalize("NFC", raw.replace("\r\n", "\n").replace("\r", "\n")).lstrip("\ufeff")
     parts, pos = [], 0
     for start, end in find_artifacts(text):
         parts.append(text[pos:start])
         pos = end
     parts.append(text[pos:])
-    text = "\n".join(_INVISIBLE.sub("", line) for line in "".join(parts).split("\n")
-                     if not line.strip() or _INVISIBLE.sub("", line).strip())  # a line of only invisibles goes
-    return "\n".join(strip_notices(paragraphs_of(text)))
+    return "\n".join(_INVISIBLE.sub("", line) for line in "".join(parts).split("\n")
+                      if not line.strip() or _INVISIBLE.sub("", line).strip())  # a line of only invisibles goes
+
+
+def clean(raw: str) -> str:
+    """Remove conversion artefacts (pinyin after characters, □), invisible characters, the paragraph splits and
+    trailing notices of scraped pages, and duplicate whitespace; every character of the body is kept."""
+    return "\n".join(strip_notices(paragraphs_of(_without_artifacts(raw))))
+
+
+def cleaning_report(raw: str) -> dict[str, int]:
+    """What clean() removed from a raw text, line by line: blank lines, lines joined to the one before (a
+    paragraph split mid-sentence), lines of a trailing notice, artefacts and invisible characters."""
+    text = _without_artifacts(raw)
+    paragraphs = paragraphs_of(text)
+    kept = strip_notices(paragraphs)
+    lines = _lines(text)
+    notice_chars = sum(len(p) for p in paragraphs[len(kept):])
+    nonblank = [line for line in lines if line]
+    notice_lines, total = 0, 0
+    for line in reversed(nonblank):  # the notices are the last lines
+        if total >= notice_chars:
+            break
+        total += len(line)
+        notice_lines += 1
+    return {"raw_lines": len(raw.split("\n")), "blank_lines": sum(1 for line in raw.split("\n") if not line.strip()),
+            "joined_lines": len(nonblank) - notice_lines - len(kept), "notice_lines": notice_lines,
+            "paragraphs": len(kept), "artifacts": len(find_artifacts(raw)), "invisible": len(_INVISIBLE.findall(raw))}
 
 
 # --- scripts ------------------------------------------------------------------------------------

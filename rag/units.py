@@ -81,6 +81,13 @@ def new_fact(kind: str, text: str, question_norm: str) -> bool:
         kind in ("organisation", "place") and holds(kind, text) and not rx.search(text))
 
 
+def states_near(kind: str, text: str, anchors, question_norm: str) -> bool:
+    """Whether a clause of the text states a new fact of the asked kind beside one of the anchors (the asked
+    focus or the question's topic words): a name, a figure or a date counts only next to what it is about."""
+    return any(any(a in clause for a in anchors) and new_fact(kind, clause, question_norm)
+               for clause in re.split(r"[，,；;。！？!?]", text) if clause)
+
+
 def holds(kind: str, text: str) -> bool:
     """Whether a (normalised) text states a fact of the asked kind: a figure, a date, a person, an organisation, a
     place, a procedure, an enumeration, a purpose."""

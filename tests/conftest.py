@@ -108,3 +108,15 @@ def client(api_settings, pipeline):
 
     with TestClient(create_app(api_settings, pipeline)) as c:
         yield c
+
+
+LIBRARY_REPORT = ROOT.parent / "shared" / "policy-library" / "gov-work-report-2019.txt"
+
+
+@pytest.fixture(scope="session")
+def library_pipeline(tmp_path_factory):
+    """One real report of the policy library as a corpus of its own (a single file), its index built once."""
+    from rag.pipeline import Pipeline
+
+    return Pipeline.from_settings(make_settings(tmp_path_factory.mktemp("library") / "index",
+                                                corpus_dir=LIBRARY_REPORT))

@@ -293,8 +293,8 @@ def test_hand_made_answers_render_in_a_browser(browser, fake_server):
         # the example questions come in two groups and fill the question box
         examples = page.locator("#rag-examples")
         assert examples.get_by_text("市民").count() >= 1 and examples.get_by_text("企业融资").count() >= 1
-        examples.get_by_text("技术产权证券化试点有什么进展？").click()
-        page.wait_for_function("() => document.querySelector('#rag-question textarea').value.includes('证券化')")
+        examples.get_by_text("有哪些融资支持？").click()  # the corpus's declared examples (web_fakes)
+        page.wait_for_function("() => document.querySelector('#rag-question textarea').value.includes('融资')")
 
         # streaming: the partial answer with a cursor shows before the finished one
         page.fill("#rag-question textarea", "科创指数贷是什么")

@@ -1,4 +1,5 @@
-"""Validate the evaluation dataset eval/dataset.jsonl against the cleaned corpus document.
+"""Validate the evaluation datasets (eval/dataset.jsonl, eval/other_voices.jsonl, eval/dev/*.jsonl) against their cleaned
+documents.
 
 Every per-item check is parametrised by item id, so a failure names the offending item.
 """
@@ -254,3 +255,66 @@ def test_other_voices_item(item):
     for s in item["gold_evidence"] + item["must_include"]:
         assert _ns(s) in DOC_NS, f"not in the cleaned Simplified document: {s!r}"
     assert bool(item["must_include"]) == item["answerable"]
+
+
+# --- development sets (eval/dev/*.jsonl): other authors' sets on the speech and six government work reports ------
+# Written under the blind sets' brief (eval/blind/BRIEF.md): its keys and categories, gold evidence verbatim in the
+# cleaned document, and every key term inside one of the item's gold evidence strings.
+DEV = ROOT / "eval" / "dev"
+LIBRARY = ROOT.parent / "shared" / "policy-library"
+DEV_KEYS = REQUIRED_KEYS | {"voice"}
+DEV_CATEGORIES = CATEGORIES | {"count", "structure", "summary", "typo", "false_premise"}
+DEV_SETS = sorted(p.stem for p in DEV.glob("*.jsonl"))
+
+
+def dev_document(name: str) -> Path:
+    """d3 is the speech; dN_reportYYYY is gov-work-report-YYYY.txt of the policy library."""
+    if name.startswith("d3"):
+        return DOC_FILE
+    match = re.fullmatch(r"d\d_report(\d{4})", name)
+    assert match, f"{name}.jsonl: name it dN_reportYYYY (or d3_…) so its document is known"
+    return LIBRARY / f"gov-work-report-{match.group(1)}.txt"
+
+
+def test_dev_sets_present():
+    assert len(DEV_SETS) >= 7 and any(n.startswith("d3") for n in DEV_SETS)
+    assert all(dev_document(n).is_file() for n in DEV_SETS), [str(dev_document(n)) for n in DEV_SETS]
+
+
+@pytest.mark.parametrize("name", DEV_SETS)
+def test_dev_set_against_its_document(name):
+    from eval.run import load_dataset
+    from rag.ingest import load_document
+    from rag.text import normalize
+
+    items = load_dataset(DEV / f"{name}.jsonl")  # unique ids, known lang and behaviour, lists where lists belong
+    n_items, n_answerable = len(items), sum(it["answerable"] for it in items)
+    assert n_items >= 80 and 0 < n_answerable < n_items, (n_items, n_answerable)
+    doc = normalize(load_document(dev_document(name)).text)
+    problems = []
+    for it in items:
+        where = it["id"]
+        if set(it) != DEV_KEYS:
+            problems.append(f"{where}: keys differ by {sorted(set(it) ^ DEV_KEYS)}")
+        if it["category"] not in DEV_CATEGORIES:
+            problems.append(f"{where}: unknown category {it['category']!r}")
+        if it["answerable"] != (it["expected_behavior"] in ANSWERING):
+            problems.append(f"{where}: answerable does not match expected_behavior")
+        if any(not all(isinstance(s, str) and s.strip() for s in turn) for turn in it["history"]):
+            problems.append(f"{where}: a history turn is empty")
+        if it["answerable"] and not (it["gold_evidence"] and it["must_include"]):
+            problems.append(f"{where}: an answerable item needs gold_evidence and must_include")
+        for g in it["gold_evidence"]:
+            if normalize(g) not in doc:
+                problems.append(f"{where}: gold evidence not in the cleaned document: {g!r}")
+        for term in it["must_include"]:
+            if normalize(term) not in doc:
+                problems.append(f"{where}: key term not in the cleaned document: {term!r}")
+            elif not any(normalize(term) in normalize(g) for g in it["gold_evidence"]):
+                problems.append(f"{where}: key term {term!r} is in none of the item's gold evidence")
+        q = it["question"]
+        if it["lang"] == "zh-Hant" and t2s(q) == q:
+            problems.append(f"{where}: zh-Hant but no Traditional character in the question")
+        if it["lang"] == "en" and len(re.findall(r"[\u4e00-\u9fff]", q)) > len(re.findall(r"[A-Za-z]", q)) / 2:
+            problems.append(f"{where}: lang en but the question is mostly Chinese")
+    assert not problems, f"{name}.jsonl against {dev_document(name).name}:\n" + "\n".join(problems)

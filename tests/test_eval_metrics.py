@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from eval.metrics import (HEADLINE, METRICS, Verdict, bootstrap, check_thresholds, contains, judge, lookup,
-                          paired_delta, summarize, value_of, worst)
+from eval.metrics import (BY_KEY, HEADLINE, METRICS, Verdict, bootstrap, check_thresholds, contains, judge, lookup,
+                          paired_delta, passage_baseline, summarize, value_of, worst)
 from eval_rows import make_row
 
 FILLER = "今年是贯彻党的二十大精神的开局之年"
@@ -234,3 +234,133 @@ def test_check_thresholds():
     assert len(fails) == 4
     assert "below the minimum" in fails[0] and "n/a" in fails[1] and "above the maximum" in fails[2]
     assert "unknown metric" in fails[3]
+
+
+# --- outside-set metrics: doc_hit@1, contains_answer, length_chars, by_voice, the passage baseline ---------------
+
+
+def ranked_row(id: str, docs, *, doc_id=None, answers=(), voice=None, explicit_doc_field=False, **kwargs):
+    """A make_row row whose ranking comes from the named documents (best first), with the item's doc_id,
+    answers_any and voice; hits carry a parseable chunk id ("doc:start-end:hash") unless told otherwise."""
+    texts = kwargs.pop("ranking", None) or [f"{FILLER}{i}" for i in range(len(docs))]
+    row = make_row(id, ranking=texts, **kwargs)
+    for hit, doc in zip(row["ranking"], docs):
+        if explicit_doc_field:
+            hit["chunk_id"], hit["doc_id"] = f"chunk{hit['rank']}", doc
+        else:
+            hit["chunk_id"] = f"{doc}:{hit['rank'] * 10}-{hit['rank'] * 10 + 9}:0a1b2c3d"
+    row["hits"] = row["ranking"][:5]
+    if doc_id is not None:
+        row["item"]["doc_id"] = doc_id
+    if answers:
+        row["item"]["answers_any"] = list(answers)
+    if voice is not None:
+        row["item"]["voice"] = voice
+    return row
+
+
+def test_doc_hit_at_1_counts_items_with_a_doc_id():
+    rows = [
+        ranked_row("top", ["harbor", "reading"], doc_id="harbor"),  # doc read off the chunk id
+        ranked_row("field", ["reading", "harbor"], doc_id="reading", explicit_doc_field=True),  # a doc_id field
+        ranked_row("second", ["reading", "harbor"], doc_id="harbor"),  # right document only at rank 2: a miss
+        ranked_row("empty", [], doc_id="harbor"),  # nothing retrieved: a miss
+        ranked_row("none", ["harbor"]),  # the item names no document: not counted
+        ranked_row("err", ["harbor"], doc_id="harbor", error="RuntimeError: boom"),  # an error is a miss, as for hit@k
+    ]
+    assert [judge(r).doc_hit1 for r in rows[:5]] == [True, True, False, False, None]
+    m = summarize(rows)
+    assert v(m, "retrieval.doc_hit@1") == pytest.approx(2 / 5)
+    assert n(m, "retrieval.doc_hit@1") == 5
+    # the sets without doc ids score it n/a, never 0
+    assert math.isnan(v(summarize([rows[4]]), "retrieval.doc_hit@1"))
+
+
+def test_contains_answer_ignores_markers_edge_punctuation_and_script():
+    cases = [
+        # the span is split by a citation marker in the answer
+        (ranked_row("marker", ["d"], answers=["3000万元"], answer="专项资金为3000万[2]元。"), True),
+        # punctuation at the span's ends is ignored (quotes, a full stop)
+        (ranked_row("edges", ["d"], answers=["“绿港贷”。"], answer="推广绿港贷，提供低息贷款[1]"), True),
+        # a Traditional span matches a Simplified answer; the second span counts when the first is absent
+        (ranked_row("script", ["d"], answers=["九十天", "城市書房"], answer="新建城市书房12家。"), True),
+        (ranked_row("wrong", ["d"], answers=["42个"], answer="建成岸电泊位40个[1]。"), False),
+        # a refusal is a miss, even when its text quotes the span
+        (ranked_row("refused", ["d"], answers=["42个"], answer="文中没有说明，只提到建成岸电泊位42个[1]。",
+                    refused=True), False),
+    ]
+    for row, expected in cases:
+        assert judge(row).contains_answer is expected, row["id"]
+    m = summarize([r for r, _ in cases])
+    assert v(m, "answer.contains_answer") == pytest.approx(3 / 5) and n(m, "answer.contains_answer") == 5
+
+
+def test_contains_answer_is_not_counted_without_spans_or_without_an_answer():
+    no_answer = ranked_row("silent", ["d"], answers=["42个"])  # no engine answered: counted nowhere
+    no_spans = ranked_row("plain", ["d"], answer="建成岸电泊位42个。")
+    only_punct = ranked_row("punct", ["d"], answers=["。"], answer="。")  # a span of punctuation alone is no span
+    assert judge(no_answer).contains_answer is False and judge(no_spans).contains_answer is None
+    assert judge(only_punct).contains_answer is None
+    m = summarize([no_answer, no_spans, only_punct])
+    assert math.isnan(v(m, "answer.contains_answer")) and n(m, "answer.contains_answer") == 0
+
+
+def test_length_chars_is_the_mean_length_of_answers_given():
+    rows = [make_row("a", answer="一二三"), make_row("b", answer="abcdefg[1]"),  # markers count as characters
+            make_row("refused", answer="文中没有说明这个数字。", refused=True),  # a refusal has no length
+            make_row("none"), make_row("empty", answer=""),
+            make_row("err", answer="一二三四五六七八九十", error="RuntimeError: boom")]
+    assert [judge(r).answer_chars for r in rows] == [3, 10, None, None, None, None]
+    m = summarize(rows)
+    assert v(m, "answer.length_chars") == pytest.approx(6.5) and n(m, "answer.length_chars") == 2
+    assert BY_KEY["answer.length_chars"].better == "lower" and not BY_KEY["answer.length_chars"].gated
+
+
+def test_by_voice_scores_each_voice_alone():
+    rows = [ranked_row("a", ["d"], voice="citizen", gold=["岸电泊位"], ranking=["建成岸电泊位42个"]),
+            ranked_row("b", ["d"], voice="citizen", gold=["岸电泊位"], ranking=[FILLER]),
+            ranked_row("c", ["d"], voice="journalist", gold=["岸电泊位"], ranking=["岸电泊位"]),
+            ranked_row("d", ["d"], gold=["岸电泊位"], ranking=[FILLER])]  # no voice: in the totals only
+    m = summarize(rows)
+    assert set(m["by_voice"]) == {"citizen", "journalist"}
+    assert v(m["by_voice"]["citizen"], "retrieval.hit@1") == 0.5
+    assert m["by_voice"]["citizen"]["counts"]["items"] == 2
+    assert v(m["by_voice"]["journalist"], "retrieval.hit@1") == 1.0
+    assert v(m, "retrieval.hit@1") == 0.5
+    assert judge(rows[0]).voice == "citizen" and judge(rows[3]).voice == ""
+    assert "by_voice" not in summarize([rows[3]])  # a set without voices has no by_voice block
+
+
+def test_passage_baseline_quotes_the_top_hit_and_never_refuses():
+    row = ranked_row("r", ["harbor", "reading"], answerable=False, answer="文中没有说明。", refused=True,
+                     ranking=["新区建成岸电泊位42个。", "新建城市书房12家。"],
+                     citations=[("新建城市书房12家。", "新建城市书房12家。")])
+    for hit in row["hits"]:
+        hit.update(doc_id=hit["chunk_id"].split(":")[0], paragraph=1, start=hit["rank"] * 10,
+                   end=hit["rank"] * 10 + 9)
+    before = json.dumps(row, ensure_ascii=False, sort_keys=True)
+    base = passage_baseline(row)
+    assert json.dumps(row, ensure_ascii=False, sort_keys=True) == before  # the engine's row is left alone
+    assert base["refused"] is False and base["engine"] == "passage"
+    assert base["answer"] == "新区建成岸电泊位42个。"
+    top = row["hits"][0]
+    assert base["citations"] == [{"n": 1, "chunk_id": top["chunk_id"], "doc_id": "harbor", "paragraph": 1,
+                                  "start": 10, "end": 19, "text": top["text"], "quote": top["text"]}]
+    assert base["item"] == row["item"] and base["ranking"] == row["ranking"]
+    # an error row or one without hits has no answer to quote: it is not answered, still not refused
+    for empty in (passage_baseline({**row, "error": "RuntimeError: boom"}), passage_baseline({**row, "hits": []})):
+        assert empty["answer"] is None and empty["citations"] == [] and empty["refused"] is False
+
+
+def test_passage_baseline_scores_as_a_system_that_never_declines():
+    answerable = ranked_row("yes", ["harbor"], gold=["岸电泊位42个"], answers=["42个"], must_include=["42个"],
+                            ranking=["新区建成岸电泊位42个。"], answer="文中没有说明。", refused=True)
+    unanswerable = ranked_row("no", ["harbor"], answerable=False, ranking=["新区建成岸电泊位42个。"],
+                              answer="文中没有说明。", refused=True)
+    engine = summarize([answerable, unanswerable])
+    base = summarize([passage_baseline(r) for r in (answerable, unanswerable)])
+    assert v(engine, "answer.refusal_accuracy") == 1.0 and v(engine, "answer.false_refusal_rate") == 1.0
+    assert v(base, "answer.refusal_accuracy") == 0.0 and v(base, "answer.false_refusal_rate") == 0.0
+    assert v(engine, "answer.contains_answer") == 0.0 and v(base, "answer.contains_answer") == 1.0
+    assert v(base, "answer.must_include_recall") == 1.0 and v(base, "answer.citation_precision") == 1.0
+    assert v(base, "answer.length_chars") == len("新区建成岸电泊位42个。")

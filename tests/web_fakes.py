@@ -85,7 +85,7 @@ class FakePipeline:
         self.embedder = SimpleNamespace(name="fake-embedder", notice="")
         self.index = SimpleNamespace(documents=DOCUMENTS, chunks=CHUNKS, domain=Domain(
             docs={d.id: read_meta(d) for d in DOCUMENTS.values()},
-            examples={"市民": ("这份文件讲了什么？",), "企业": ("有哪些融资支持？",)}))
+            examples={"市民": ("这份文件讲了什么？",), "企业融资": ("有哪些融资支持？",)}))
         self.engine = SimpleNamespace(name="fake")
         self._lock = threading.Lock()
 
