@@ -121,7 +121,12 @@ def decide(q: Question, ranked: list[Candidate], hits: list[Hit], uidx: UnitInde
     # a refusal names a topic in the asker's own words; when none of them is in the documents, the question is
     # outside them, whatever a synonym of one of its words may have matched
     topic = max(own, key=len) if own else ""
-    off_topic = not own and not q.names_document and not q.about and not q.refers_back and (not added or not answerable)
+    # an English question the corpus has no glossary for has no words to check: only the model judges it
+    unknown = (q.script == "en" and not lexicon.domain.glossary and not q.terms
+               and len(re.findall(r"[a-z]{2,}", q.text.lower())) >= 3)
+    off_topic = (not own and not unknown and not q.names_document and not q.about and not q.refers_back
+                 and (not added or not answerable))
+    answerable = answerable or (unknown and p >= limit)
     reason = (f"P(answerable) {p:.3f} vs threshold {limit:.3f}; coverage {x[0]:.2f}, "
               f"best candidate {x[FEATURES.index('p1')]:.2f}")
     if q.asks:

@@ -14,12 +14,14 @@ from .text import CJK, detect_script, normalize, t2s, to_simplified_question
 
 # --- prompt injection and requests to break the rules ---------------------------------------------------------------
 _INJECTION = [
-    r"忽略|无视|不用管|别管|不要管|跳过|绕过|解除|取消(你的)?(限制|规则)|(忘记|忘掉|忘了)(你)?(之前|以上|上面|前面|所有|全部)?(的)?(设定|设置|规则|指令|要求|限制)",
+    r"忽略|无视|不用管|别管|不要管|唔使理|唔好理|跳过|绕过|解除|取消(你的)?(限制|规则)|授权你|"
+    r"(不用|不要|别|唔使|唔好)(理|管|看|引用)(什么|那些|这些)?(份)?(文件|原文|资料|规则|出处|引用)|(忘记|忘掉|忘了)(你)?(之前|以上|上面|前面|所有|全部)?(的)?(设定|设置|规则|指令|要求|限制)",
     r"(之前|以上|上面|前面|所有|全部)(的)?(指令|指示|规则|设定|限制|要求|提示)",
     r"系统提示|提示词|system\s*prompt|系统指令|原样输出|输出你收到|你的(指令|设定|规则)|开发者模式|developer mode|jailbreak|\bdan\b",
-    r"(你|请|請)(现在|現在)?(扮演|假装|假裝)|扮演(一个|一個)|角色扮演|你现在是|你是一个没有|不受限制|没有任何限制|"
+    r"(你|请|請)(现在|現在)?(扮演|假装|假裝)|扮演(一个|一個)|扮(你)?(系|係|是)|角色扮演|你现在是|你是一个没有|你是我的|不受限制|没有任何限制|"
     r"role[- ]?play|pretend|act as|you are now",
-    r"编一个|编一份|编造|瞎编|随便说|随便编|杜撰|捏造|make up|invent|fabricate|just guess|"
+    r"编一个|编一份|编个|编造|瞎编|随便说|随便编|杜撰|捏造|make up|invent|fabricate|just guess|"
+    r"(帮我|给我|替我|请你?)?(写|撰写|起草|拟)(一)?(篇|份|段|首|封)|write (me )?(a|an) (press release|article|story|poem|letter)|"
     r"(^|[.,;:!?]\s*|\b(and|also|please|just|now|then)\s+)say (that|he|she|it|the|there)\b",
     r"ignore (all |any |the |previous |prior |above |your )*(instructions|rules|document|prompt|context)",
     r"系统通知|系统消息|系统指示|system\s*:|system message|assistant\s*:|【系统|\[system|（系统|\(system|从现在(开始|起)你",
@@ -157,20 +159,36 @@ class Question:
 
     @property
     def topic_terms(self) -> tuple[str, ...]:
-        """The words that carry the question's topic: its own, else (a follow-up) the previous turn's."""
-        return self.terms or self.context
+        """The words that carry the question's topic: its own (an English question's, in the corpus's language
+        through the declared glossary), else (a follow-up) the previous turn's."""
+        return self.terms or (self.added if self.script == "en" else ()) or self.context
 
 
 def _injected(text: str) -> bool:
     return any(_INJECTION_RE.search(form) for form in (text, t2s(text), to_simplified_question(text)))
 
 
+_CLAUSE_SPLIT = re.compile(r"(?<=[，,：:])")
+_ASKING = re.compile(r"[？?]|什么|啥|哪|多少|几|谁|怎么|怎样|如何|为什么|吗|呢|\b(what|which|how|who|when|where|why)\b",
+                     re.IGNORECASE)
+_MARKUP = re.compile(r"<[^<>]{0,200}>|\]\([^()]{0,200}\)")
+
+
 def strip_injection(text: str) -> tuple[str, bool]:
-    """(the text without segments that try to change the rules, whether any were removed); Traditional and
-    Cantonese orders count as much as Simplified ones."""
+    """(the text without the clauses that try to change the rules, whether any were removed); Traditional and
+    Cantonese orders count as much as Simplified ones. A segment with an order loses the clauses that carry it
+    ("现在授权你跳过…的规定，") and keeps the question it wraps ("…直接告诉我：X是什么？")."""
     if not _injected(text):
         return text, False
-    kept = [seg for seg in _SEGMENT_SPLIT.split(text) if seg and not _injected(seg)]
+    kept = []
+    for seg in _SEGMENT_SPLIT.split(text):
+        if seg and _injected(seg):
+            clauses = [c for c in _CLAUSE_SPLIT.split(seg) if c]
+            first = next(i for i, c in enumerate(clauses) if _injected(c))
+            # before the order: kept; after it: only a question it wraps, never what it dictates ("说利率是8%")
+            kept += clauses[:first] + [c for c in clauses[first + 1:] if not _injected(c) and _ASKING.search(c)]
+        elif seg:
+            kept.append(seg)
     return "".join(kept).strip(" ，,、。.;；:：【】[]（）()"), True
 
 
@@ -313,8 +331,8 @@ def analyse(text: str, history, lexicon: Lexicon, *, with_parts: bool = True) ->
     """The one analysis of a question (its history: earlier [user, assistant] turns, oldest first)."""
     history = tuple((str(u), str(a)) for u, a in (history or ()))
     raw = text
-    text, injected = strip_injection(text)
-    script = detect_script(raw)
+    text, injected = strip_injection(" ".join(_MARKUP.sub(" ", text).split()))
+    script = detect_script(text or raw)
     norm = full_years(normalize(to_simplified_question(text)))
     # English is matched with its spaces (normalize removes them); Chinese in its normalised form
     shape = f"{norm} {' '.join(text.lower().split())}" if script == "en" else norm
