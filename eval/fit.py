@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from rag import answerability, select
+from rag.answer import Evidence
 from rag.fitted import FITTED, TreeModel
 from rag.settings import ROOT, build_settings
 from rag.text import normalize
@@ -126,7 +127,8 @@ def collect(source: Source, limit: int | None = None, index_root: Path | None = 
             [frozenset(bigrams(g)) or frozenset([g]) for g in gold],
             np.array([any(g in normalize(c.chunk.text) for g in gold) for c in cands], dtype=bool),
             np.array([len(u.text) for u in units]), len(hits[0].chunk.text) if hits else 0, q, hits, cands, pipe,
-            pipe.extractive.resolve(q, hits) is not None))
+            pipe.extractive.resolve(Evidence(q, tuple(select.score(cands, None, np.zeros(len(cands)))), (),
+                                             tuple(hits))) is not None))
     print(f"{source.name}: {len(records)} questions, {sum(len(r.cands) for r in records)} candidates",
           file=sys.stderr)
     return records

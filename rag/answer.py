@@ -11,7 +11,9 @@ from .compose import Draft, answer_text, citations, display, english_topic, inje
 from .domain import Domain
 from .lexicon import Lexicon
 from .question import Question
+from .conversation import State
 from .select import Candidate, choose, scorer
+from .structure import Structure
 from .settings import Settings
 from .text import normalize
 from .types import Answerability, Chunk, Citation, Hit
@@ -22,8 +24,8 @@ QUOTED_SHARE = 0.6
 # A unit ending with a colon announces an elaboration; at most this many characters of it are quoted.
 COLON_END = re.compile(r"[：:]\s*$")
 ELABORATION_CHARS = 240
-# A summary quotes the opening of at most this many paragraphs; an opening shorter than this is skipped.
-MAX_SUMMARY, MIN_HEADLINE_CHARS = 6, 10
+# A paragraph's opening shorter than this (an exclamation) is skipped.
+MIN_HEADLINE_CHARS = 10
 
 
 @dataclass(frozen=True)
@@ -36,27 +38,15 @@ class Evidence:
     hits: tuple[Hit, ...]
 
 
-def already_said(uidx: UnitIndex, history, rows: list[int]) -> frozenset[int]:
-    """Which of the units the previous answer quoted: what "除了这个，还有别的吗？" asks to leave out."""
-    if not history:
-        return frozenset()
-    said = set(bigrams(normalize(history[-1][1])))
-    out = set()
-    for i in rows:
-        grams = uidx.grams[i]
-        if len(grams) >= 4 and len(grams & said) / len(grams) >= QUOTED_SHARE:
-            out.add(i)
-    return frozenset(out)
-
-
 class ExtractiveEngine:
     """Composes an answer from verbatim source units chosen by the fitted selection."""
 
     name = "extractive"
 
-    def __init__(self, uidx: UnitIndex, lexicon: Lexicon, settings: Settings) -> None:
+    def __init__(self, uidx: UnitIndex, lexicon: Lexicon, structure: Structure, settings: Settings) -> None:
         self.uidx = uidx
         self.lexicon = lexicon
+        self.structure = structure
         self.settings = settings
 
     @property
@@ -74,7 +64,7 @@ class ExtractiveEngine:
                     picks.append((best.unit, best.chunk))
             if picks:
                 return sorted(picks)
-        exclude = already_said(self.uidx, q.history, [c.unit for c in ev.ranked]) if q.besides else frozenset()
+        exclude = q.state.units if q.besides and q.state is not None else frozenset()
         if q.mentions and q.terms:
             term = max((t for t in q.terms if self.lexicon.has(t)), key=len, default="")
             found = [c for c in ev.ranked if term and term in self.uidx.units[c.unit].norm]
@@ -104,15 +94,15 @@ class ExtractiveEngine:
                 j += 1
         return sorted(out)
 
-    def resolve(self, q: Question, hits: list[Hit]) -> Draft | None:
-        """An answer read off the document's structure or the conversation, before any selection: the document as
-        a whole (its byline, its paragraphs' openings, its first or last sentence), or the n-th item of the list
-        the previous answer showed. None when the question is not of that kind or cannot be resolved so."""
-        if q.about and hits:
+    def resolve(self, ev: Evidence) -> Draft | None:
+        """An answer read off the document's structure or the conversation, before answerability: the byline, the
+        first or last sentence, the outline (parts, summary, the n-th or a run of items, counts, which part, what an
+        abbreviation stands for). None when the question is not of that kind or the structure cannot answer it."""
+        q, hits = ev.question, list(ev.hits)
+        if q.about in ("speaker", "start", "end") and hits:
             return self._whole_document(q, hits[0].chunk.doc_id)
-        if q.ordinal and q.history:
-            return self._ordinal(q)
-        return None
+        state = q.state if q.state is not None else State()
+        return self.structure.answer(q, state, list(ev.ranked), hits)
 
     def answer(self, ev: Evidence) -> Draft:
         """The answer to an answerable question."""
@@ -154,8 +144,8 @@ class ExtractiveEngine:
         return next((i for i in paragraph if len(self.uidx.units[i].norm) >= MIN_HEADLINE_CHARS), paragraph[0])
 
     def _whole_document(self, q: Question, doc_id: str) -> Draft | None:
-        """The document as a whole: its byline, the opening of each body paragraph, or its first or last sentence
-        (the first or last one naming the question's topic, when it names one)."""
+        """The document's byline, or its first or last sentence (the first or last one naming the question's topic,
+        when it names one)."""
         body = self._body(doc_id)
         units = self.uidx.units
         if q.about == "speaker":
@@ -171,29 +161,6 @@ class ExtractiveEngine:
             pick = naming[0] if naming else (self._opening(body[0]) if q.about == "start" else body[-1][-1])
             cits = self._cite(self.uidx.sentence(pick))
             return Draft(answer_text(f"lead_{q.about}", cits, q.script, self.domain), cits)
-        heads = [self._opening(p) for p in body]
-        if len(heads) > MAX_SUMMARY:
-            heads = [heads[round(i * (len(heads) - 1) / (MAX_SUMMARY - 1))] for i in range(MAX_SUMMARY)]
-        cits = self._cite(heads)
-        return Draft(answer_text(f"lead_{q.about}", cits, q.script, self.domain, n=str(len(body))), cits)
-
-    def _ordinal(self, q: Question) -> Draft | None:
-        """'其中第三个呢？' after a list: the n-th item (from the end when negative) of the enumeration the previous
-        answer quoted."""
-        previous = normalize(q.history[-1][1] + " " + q.history[-1][0])
-        for i, u in enumerate(self.uidx.units):
-            if u.norm.count("、") < 2 or not any(len(seg) >= 4 and seg in previous for seg in re.split("[、，,]", u.norm)):
-                continue
-            clause = max(re.split(r"[，,：:；;。]", u.text), key=lambda s: s.count("、"))
-            items = [x for x in clause.split("、") if x]
-            n = q.ordinal
-            if not items or abs(n) > len(items):
-                return None
-            item = items[n - 1] if n > 0 else items[n]
-            cits = self._cite([i])
-            shown = display(item, q.script)
-            return Draft(answer_text("ordinal", cits, q.script, self.domain, n=str(n if n > 0 else len(items) + n + 1),
-                                     item=shown), cits)
         return None
 
 

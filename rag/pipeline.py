@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import Callable, Iterator, Sequence
 
-from . import answerability, select
+from . import answerability, conversation, select
 from .answer import Evidence, ExtractiveEngine
 from .compose import Draft
 from .embeddings import Embedder, resolve_embedder
@@ -20,6 +20,7 @@ from .question import Question, analyse
 from .retrieve import CrossEncoderReranker, Retriever, merge_hits
 from .settings import Settings
 from .store import LoadedIndex, build_index, load_index
+from .structure import Structure
 from .types import Answer, Answerability, Citation, Hit
 from .units import UnitIndex
 
@@ -114,7 +115,8 @@ class Pipeline:
         self.retriever = Retriever(index, cached, settings, reranker)
         self.lexicon = Lexicon(index.domain, list(index.documents.values()))
         self.units = UnitIndex(index, settings.max_clause_chars, cached)
-        self.extractive = ExtractiveEngine(self.units, self.lexicon, settings)
+        self.structure = Structure(index.outline, self.units, index.domain)
+        self.extractive = ExtractiveEngine(self.units, self.lexicon, self.structure, settings)
         backend = make_backend(settings)
         if settings.answer_engine == "passage":
             self.engine = PassageEngine()
@@ -168,7 +170,8 @@ class Pipeline:
         """The validated question, analysed once, with the script the answer will be written in."""
         text = clean_question(question, self.settings.max_question_chars)
         turns = clean_history(history, self.settings.max_history_turns, self.settings.max_question_chars)
-        q = analyse(text, turns, self.lexicon)
+        state = conversation.rebuild(turns, self.units, self.index.outline, self.lexicon) if turns else None
+        q = analyse(text, turns, self.lexicon, state=state)
         want = script if script in ("hans", "hant") else self.settings.script
         return replace(q, script=want) if want in ("hans", "hant") and q.script != "en" else q
 
@@ -201,13 +204,13 @@ class Pipeline:
             verdict = Answerability(False, 0.0, "request to change the rules or invent facts")
             return self._answer(Evidence(q, (), (), tuple(hits)), draft, verdict, t0, time.perf_counter())
         hits = self.retrieve(q, k)
-        resolved = self.extractive.resolve(q, hits)
-        if resolved is not None:
-            verdict = Answerability(True, 1.0, "answered from the document's structure or the conversation")
-            ev = Evidence(q, (), (), tuple(hits[:k]))
-            return self._answer(ev, resolved, verdict, t0, time.perf_counter())
         ranked = self.rank(q, hits)
         parts = tuple(tuple(self.rank(p, hits)) for p in q.parts)
+        resolved = self.extractive.resolve(Evidence(q, tuple(ranked), parts, tuple(hits[:k])))
+        if resolved is not None:
+            verdict = Answerability(True, 1.0, "answered from the document's structure or the conversation")
+            ev = Evidence(q, tuple(ranked), parts, tuple(hits[:k]))
+            return self._answer(ev, resolved, verdict, t0, time.perf_counter())
         verdict = answerability.decide(q, ranked, hits, self.units, self.lexicon, answerability.model(),
                                        self.settings.answerable_threshold)
         ev = Evidence(q, tuple(ranked), parts, tuple(hits[:k]))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from .lexicon import Lexicon
 from .text import CJK, detect_script, normalize, t2s, to_simplified_question
@@ -95,8 +96,14 @@ _REFERS_BACK = re.compile(
     re.IGNORECASE,
 )
 _CN_NUM = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9, "十": 10}
-_ORDINAL = re.compile(r"(倒数)?第([一二三四五六七八九十两0-9]+)(个|项|条|点|件|部分|段|大)?|(最后|末)(一)?(个|项|条|点|件|部分|段)|"
-                      r"\b(first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|last)\b", re.IGNORECASE)
+_ORDINAL = re.compile(r"(倒数)?第([一二三四五六七八九十两0-9]+)(个|项|条|点|件|部分|段|大|块|位|节|章|名)?|"
+                      r"(最后|末)(一)?(个|项|条|点|件|部分|段|块|位|节)|"
+                      r"\b(first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|last)\b|"
+                      r"(中间)(那|的)?(一)?(个|项|件|条|块)|(头|开头)(一|那)(个|项|条)", re.IGNORECASE)
+# a run of items: 前四个 (the first four), 最后三个 / 后三项 (the last three), the first / last N
+_RANGE = re.compile(r"(前|最后|后)([二两三四五六七八九十]+|[0-9]+)(个|项|条|点|件|部分|块|大)|"
+                    r"\b(first|last) (two|three|four|five|six|[0-9]+)\b", re.IGNORECASE)
+_EN_NUM = {"two": 2, "three": 3, "four": 4, "five": 5, "six": 6}
 _EN_ORD = {"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7, "eighth": 8,
            "ninth": 9, "tenth": 10, "last": -1}
 # the thing a "which / what / how many" question asks to be named: the word after the interrogative ("哪些城市"),
@@ -104,6 +111,9 @@ _EN_ORD = {"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth"
 _FOCUS_AFTER = re.compile(r"(?:哪些|哪几|哪[一二三四五六七八九十两0-9]*[个项条家所种类座批]|什么|多少)")
 _FOCUS_BEFORE = re.compile(r"(?:都|还|分别|具体)?(?:是|有|包括)(?:哪些|哪几|什么)")
 _AMOUNT_BEFORE = re.compile(r"(?:是|有|为|达到|要|能)?(?:多少|多大|多高|多长|几成|几倍)")
+_WHICH_PART = re.compile(r"(属于|在|放在|归在|出现在|位于|是)(讲话|报告|文件|全文|文章|通篇)?(的)?(哪|第几)(一)?(个)?(部分|节|段|块|章|大块|板块)|"
+                         r"哪(一)?(部分|节|段|章)(讲|说|提|谈)|which (part|section|chapter)|in what (part|section)",
+                         re.IGNORECASE)
 _SPECIFIC = re.compile(r"具体|详细|到底|确切|精确|准确|明细|清单|名单|specific|exact|in detail|breakdown", re.IGNORECASE)
 _COUNT = re.compile(r"([一二两三四五六七八九十]|[0-9]+)(个|大|项|条|种|方面|件|点)")
 
@@ -134,7 +144,9 @@ class Question:
     script: str  # hans | hant | en
     terms: tuple[str, ...]  # the asker's own content words (normalised)
     added: tuple[str, ...] = ()  # the corpus's terms their words stand for (synonyms, glossary, typo repairs)
-    context: tuple[str, ...] = ()  # a follow-up's topic words, from the previous user turn
+    context: tuple[str, ...] = ()  # a follow-up's topic words, carried by the conversation's state
+    topic_span: tuple[str, int, int] | None = None  # a follow-up's topic section (document, start, end)
+    state: Any = None  # the conversation's state (rag.conversation.State): quoted units, the list last shown
     focus: tuple[str, ...] = ()  # what a "which / what" question asks to be named (哪些城市 → 城市)
     specific: bool = False  # it insists on specifics (具体, 详细, 到底…)
     asks: str = ""  # procedure | time | person | place | organisation | quantity | detail | ""
@@ -146,7 +158,9 @@ class Question:
     yesno: bool = False
     mentions: bool = False  # "where is X mentioned"
     count: int | None = None  # "哪三个" → 3
-    ordinal: int | None = None  # 第二个 → 2; 最后一个 → -1; 倒数第二 → -2
+    ordinal: int | None = None  # 第二个 → 2; 最后一个 → -1; 倒数第二 → -2; 中间那个 → 0
+    items: tuple[int, int] | None = None  # a run: 前四个 → (1, 4); 最后三个 → (-3, 3)
+    asks_section: bool = False  # "which part / section is X in"
     about: str = ""  # summary | structure | start | end | speaker: the document as a whole
     names_document: bool = False  # the question mentions the document, its kind or its speaker
     besides: bool = False  # "除了…还…": leave out what the conversation already said
@@ -217,7 +231,10 @@ def _number(token: str) -> int | None:
 
 
 def ordinal(norm: str) -> int | None:
-    """'第三个' → 3, '最后一个' → -1, '倒数第二' → -2, 'the second' → 2; None when none is named."""
+    """'第三个' → 3, '最后一个' → -1, '倒数第二' → -2, '中间那个' → 0 (the middle one), 'the second' → 2; None when
+    none is named."""
+    if _RANGE.search(norm):
+        return None  # a run of items, not one
     m = _ORDINAL.search(norm)
     if not m:
         return None
@@ -226,7 +243,23 @@ def ordinal(norm: str) -> int | None:
         return -n if (n and m.group(1)) else n
     if m.group(4):
         return -1
+    if m.group(8):
+        return 0
+    if m.group(12):
+        return 1
     return _EN_ORD.get(m.group(7).lower()) if m.group(7) else None
+
+
+def item_range(norm: str) -> tuple[int, int] | None:
+    """'前四个' → (1, 4), '最后三个' → (-3, 3), 'the last two' → (-2, 2): a run of items from either end."""
+    m = _RANGE.search(norm)
+    if not m:
+        return None
+    if m.group(2):
+        n = _number(m.group(2)) or 0
+        return (1, n) if m.group(1) == "前" else (-n, n)
+    n = _EN_NUM.get(m.group(5).lower()) or int(m.group(5)) if not m.group(5).isdigit() else int(m.group(5))
+    return (1, n) if m.group(4).lower() == "first" else (-n, n)
 
 
 def asked_count(norm: str) -> int | None:
@@ -320,15 +353,15 @@ def split_parts(norm: str, script: str, lexicon: Lexicon) -> list[str]:
     return subs[:MAX_PARTS]
 
 
-def retrieval_text(text: str, terms: tuple[str, ...], added: tuple[str, ...], history, refers: bool) -> str:
-    """What retrieval searches with: the question (after the previous user turn for a follow-up) and the corpus's
-    terms its words stand for."""
-    parts = ([history[-1][0]] if refers and history else []) + [text] + list(added)
-    return " ".join(dict.fromkeys(p for p in parts if p))
+def retrieval_text(text: str, context: tuple[str, ...], added: tuple[str, ...]) -> str:
+    """What retrieval searches with: the question, the topic a follow-up carries from the conversation, and the
+    corpus's terms its words stand for."""
+    return " ".join(dict.fromkeys(p for p in [text, *context, *added] if p))
 
 
-def analyse(text: str, history, lexicon: Lexicon, *, with_parts: bool = True) -> Question:
-    """The one analysis of a question (its history: earlier [user, assistant] turns, oldest first)."""
+def analyse(text: str, history, lexicon: Lexicon, *, state=None, with_parts: bool = True) -> Question:
+    """The one analysis of a question (its history: earlier [user, assistant] turns, oldest first; `state`: what
+    the conversation carries, rag.conversation.State, whose topic a follow-up takes)."""
     history = tuple((str(u), str(a)) for u, a in (history or ()))
     raw = text
     text, injected = strip_injection(" ".join(_MARKUP.sub(" ", text).split()))
@@ -345,8 +378,11 @@ def analyse(text: str, history, lexicon: Lexicon, *, with_parts: bool = True) ->
     asks = asks_kind(shape)
     names_doc = bool(_DOC_WORDS.search(shape)) or any(w in norm for w in lexicon.doc_names if len(w) >= 2)
     refers = refers_back(text, shape, terms + added_t, script, history, lexicon)
-    context = ()
-    if refers:
+    context, topic_span = (), None
+    if refers and state is not None:
+        context = tuple(t for t in state.topic if t not in terms)
+        topic_span = state.topic_span
+    elif refers:  # no state given: the previous question's words
         prev = history[-1][0]
         context = tuple(t for t in content_terms(normalize(to_simplified_question(prev)), detect_script(prev), lexicon)
                         if t not in terms)
@@ -360,7 +396,8 @@ def analyse(text: str, history, lexicon: Lexicon, *, with_parts: bool = True) ->
         wants_list=bool(_LIST.search(shape)), wants_count=bool(_COUNT_ASK.search(shape)),
         definition=bool(_DEFINITION.search(shape)), purpose=bool(_PURPOSE.search(shape)),
         yesno=bool(_YESNO.search(shape)), mentions=bool(_MENTIONS.search(shape)), count=asked_count(norm),
-        ordinal=ordinal(shape), about=_about(shape, terms, asks, names_doc, lexicon), names_document=names_doc,
+        ordinal=ordinal(shape), items=item_range(shape), asks_section=bool(_WHICH_PART.search(shape)), about=_about(shape, terms, asks, names_doc, lexicon), names_document=names_doc,
         besides=bool(_BESIDES.search(shape)) and bool(history), refers_back=refers, injection=injected,
+        topic_span=topic_span, state=state,
         injection_only=only, parts=parts, history=history,
-        query=retrieval_text(text, terms, added_t, history, refers))
+        query=retrieval_text(text, context, added_t))

@@ -39,6 +39,7 @@ FEATURES = (
     "tail",  # a later clause of a sentence cut at commas
     "log_len",  # log of its length in characters
     "top_doc",  # it comes from the best passage's document
+    "in_topic",  # a follow-up: it lies in the section the conversation was about
 )
 MODEL = "select"
 
@@ -86,6 +87,7 @@ def candidates(q: Question, hits: list[Hit], uidx: UnitIndex, query_vector: np.n
     kind = q.asks
     listy = q.wants_list or q.wants_count
     anchors = q.focus or q.topic_terms
+    span = q.topic_span
     out = []
     for i in rows:
         h, u = seen[i], uidx.units[i]
@@ -103,6 +105,7 @@ def candidates(q: Question, hits: list[Hit], uidx: UnitIndex, query_vector: np.n
             float(par[0] == i), par.index(i) / max(1, len(par) - 1), lex.get(par[0], uidx.overlap(own, par[0])),
             max(nb, default=0.0), float(uidx.continues(i)), math.log(1 + len(u.norm)) / 5,
             float(u.doc_id == hits[0].chunk.doc_id),
+            float(bool(span) and u.doc_id == span[0] and span[1] <= u.start < span[2]),
         )
         out.append(Candidate(i, h.chunk, h.rank, x))
     return out

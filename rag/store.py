@@ -6,6 +6,7 @@ Layout of an index folder (no pickle anywhere):
     chunks.jsonl      one chunk per line, row i of the vector store
     sentences.npy     the vector of every answer sentence, in document order (the extractive engine's scoring)
     domain.json       the corpus's knowledge: mined terms, declared synonyms / glossary, each document's metadata
+    outline.json      each document's outline: sections, items, lists and their members, with offsets
     vectors.faiss     FAISS inner-product index over normalised vectors
     lexical/          bm25s arrays and vocabulary
 A build writes a sibling temporary folder and renames it into place, so a crash never leaves half an index.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 import os
 import shutil
 import tempfile
@@ -26,6 +28,7 @@ import numpy as np
 
 from .chunking import CHUNKING_VERSION, chunk_corpus, sentences
 from .domain import DOMAIN_VERSION, Domain, build_domain, declared_hashes, domain_from_json, domain_to_json
+from .outline import OUTLINE_VERSION, Node, build_outline, outline_from_json, outline_to_json
 from .embeddings import Embedder
 from .errors import IndexCorruptError, IndexMissingError, IndexStaleError, RagError
 from .ingest import corpus_hashes, load_corpus
@@ -35,7 +38,7 @@ from .text import CLEANING_VERSION
 from .types import Chunk, Document
 
 log = logging.getLogger(__name__)
-FORMAT_VERSION = 3  # 2: sentences.npy; 3: domain.json
+FORMAT_VERSION = 4  # 2: sentences.npy; 3: domain.json; 4: outline.json
 
 
 class VectorStore(Protocol):
@@ -117,6 +120,7 @@ class LoadedIndex:
     lexical: LexicalIndex
     sentence_vectors: np.ndarray | None = None
     domain: Domain = Domain()
+    outline: tuple[Node, ...] = ()
 
 
 def expected_manifest(settings: Settings, embedder_name: str) -> dict:
@@ -127,6 +131,7 @@ def expected_manifest(settings: Settings, embedder_name: str) -> dict:
         "documents": corpus_hashes(settings.corpus_dir),
         "declared": declared_hashes(settings.corpus_dir),
         "domain_version": DOMAIN_VERSION,
+        "outline_version": OUTLINE_VERSION,
         "chunking": {"chunk_size": settings.chunk_size, "chunk_overlap": settings.chunk_overlap,
                      "max_clause_chars": settings.max_clause_chars, "version": CHUNKING_VERSION},
         "embedder": embedder_name,
@@ -170,6 +175,7 @@ def build_index(settings: Settings, embedder: Embedder, progress: Callable[[str]
         kind = "hnsw" if len(chunks) >= settings.hnsw_threshold else "flat"
     store = FaissStore.build(vectors, kind, ef_search=settings.hnsw_ef_search)
     domain = build_domain(docs, settings.corpus_dir)
+    outline = build_outline(docs, {d: m.title for d, m in domain.docs.items()}, settings.max_clause_chars)
     lexical = LexicalIndex.build([c.text for c in chunks], settings.lexical_tokenizer)
     manifest = expected_manifest(settings, embedder.name) | {
         "dim": int(vectors.shape[1]),
@@ -183,6 +189,7 @@ def build_index(settings: Settings, embedder: Embedder, progress: Callable[[str]
                    "declared": dict(domain.provenance),
                    "documents": {d: {"title": m.title, "kind": m.kind, "date": m.date, "from": dict(m.source)}
                                  for d, m in domain.docs.items()}},
+        "outline": {"nodes": len(outline), "by_how": dict(Counter(n.how for n in outline))},
     }
     target = Path(settings.index_dir)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -197,6 +204,7 @@ def build_index(settings: Settings, embedder: Embedder, progress: Callable[[str]
         store.save(tmp)
         np.save(tmp / "sentences.npy", sentence_vectors.astype(np.float32), allow_pickle=False)
         (tmp / "domain.json").write_text(json.dumps(domain_to_json(domain), ensure_ascii=False, indent=1), encoding="utf-8")
+        (tmp / "outline.json").write_text(json.dumps(outline_to_json(outline), ensure_ascii=False), encoding="utf-8")
         (tmp / "lexical").mkdir()
         lexical.save(tmp / "lexical")
         (tmp / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
@@ -277,6 +285,7 @@ def load_index(settings: Settings, embedder_name: str) -> LoadedIndex:
         lexical = LexicalIndex.load(folder / "lexical", manifest["lexical_tokenizer"])
         sentence_vectors = np.load(folder / "sentences.npy", allow_pickle=False)
         domain = domain_from_json(json.loads((folder / "domain.json").read_text(encoding="utf-8")))
+        outline = outline_from_json(json.loads((folder / "outline.json").read_text(encoding="utf-8")))
     except RagError:
         raise
     except Exception as exc:  # truncated JSON, bad FAISS header, missing arrays: all mean "rebuild"
@@ -296,4 +305,4 @@ def load_index(settings: Settings, embedder_name: str) -> LoadedIndex:
             break
     if problems:
         raise IndexCorruptError(f"index at {folder} is inconsistent ({'; '.join(problems)}); rebuild with `python -m rag build`")
-    return LoadedIndex(folder, manifest, documents, chunks, vectors, lexical, sentence_vectors, domain)
+    return LoadedIndex(folder, manifest, documents, chunks, vectors, lexical, sentence_vectors, domain, outline)
