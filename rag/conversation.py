@@ -2,6 +2,7 @@
 units the last answers quoted, the list each of them showed, the topic they were about, and the section holding it."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from .lexicon import Lexicon
@@ -49,13 +50,14 @@ def entries(node: Node, outline: tuple[Node, ...]) -> list[Node]:
     return members or [k for k in kids if k.kind in ("section", "part", "item")]
 
 
+_MARKER = re.compile(r"^(?:[一二三四五六七八九十]+、|[（(][一二三四五六七八九十]+[）)]|[0-9]{1,2}[.、．]|[一二三四五六七八九十]是|"
+                     r"首先|其次|再次|最后)")
+
+
 def _label(node: Node) -> str:
-    """The words an answer showing this entry would contain: its heading without the number marker, shortened."""
-    text = normalize(node.title)
-    for marker in ("、", "）", ")"):
-        if marker in text[:5]:
-            text = text.split(marker, 1)[1]
-    return text[:10]
+    """The words an answer showing this entry would contain: its heading without its number or series marker,
+    shortened."""
+    return _MARKER.sub("", normalize(node.title))[:8]
 
 
 def shown_list(answer_text: str, outline: tuple[Node, ...]) -> tuple[Node, list[Node]] | None:

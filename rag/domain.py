@@ -330,8 +330,10 @@ def build_domain(docs: list[Document], corpus: Path) -> Domain:
         if e.zh in corpus_norm:
             terms.setdefault(e.zh, "declared")
     self_words = {normalize(w) for b in blocks for w in b.get("self") or [] if normalize(w)}
-    for m in docs_meta.values():
-        self_words |= {normalize(x) for x in (m.kind, m.speaker, m.role, m.place) if x and x != GENERIC_KIND}
+    for m in docs_meta.values():  # what names a document in a question is no topic of it: kind, speaker, date, title
+        self_words |= {normalize(x) for x in (m.kind, m.speaker, m.role, m.place, m.date) if x and x != GENERIC_KIND}
+        if m.title and m.title != m.doc_id and len(m.title) <= 20:
+            self_words.add(normalize(m.title))
     examples: dict[str, tuple[str, ...]] = {}
     for b in blocks:
         for label, questions in (b.get("examples") or {}).items():

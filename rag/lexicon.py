@@ -30,7 +30,7 @@ class Lexicon:
         self.self_words = domain.self_words
         # what names the document itself in a question (its speaker, their role): the setting (a place) does not
         self.doc_names = frozenset(normalize(x) for m in domain.docs.values() for x in (m.speaker, m.role) if x)
-        self._segmenter = tokenizer(tuple(domain.terms))
+        self._segmenter = tokenizer(tuple(domain.terms) + tuple(sorted(domain.self_words)))
         self._grams = {self.corpus_norm[i : i + 2] for i in range(len(self.corpus_norm) - 1)}
         self._by_sound: dict[tuple[int, str], set[str]] | None = None
 

@@ -31,6 +31,7 @@ _SENTENCE = re.compile(r"[^。！？!?]*[。！？!?]|[^。！？!?]+$")
 _ABBREVIATION = re.compile(r"^(?:[一二三四五六七八九十两][\u4e00-\u9fff]{1,3}){2,}$")
 _NUMERAL = "一二三四五六七八九十两"
 MAX_HEADING = 80
+MAX_LEAD = 30  # a paragraph's first sentence this short heads the paragraph
 
 
 @dataclass(frozen=True)
@@ -141,15 +142,42 @@ def _sections(b: _Builder, doc: Document, root: int, paras: list[tuple[int, int,
     return holder
 
 
+def _led_paragraphs(b: _Builder, holder: Mapping[int, int], paras: list[tuple[int, int, str]],
+                    by_para: Mapping[int, list[tuple[int, int]]]) -> tuple[dict[int, list[int]], set[int]]:
+    """Per numbered section, its paragraphs that open with a short sentence heading them (at least two of them),
+    unless the section is a series (一是…二是…) whose items those paragraphs elaborate; and the series sections."""
+    led: dict[int, list[int]] = {}
+    series: dict[int, int] = {}
+    for i, (ps, pe, text) in enumerate(paras):
+        if holder.get(i) is not None and _SERIES.match(text):
+            series[holder[i]] = series.get(holder[i], 0) + 1
+    for i, (ps, pe, text) in enumerate(paras):
+        parent, sents = holder.get(i), by_para.get(i, [])
+        if parent is None or b.nodes[parent]["kind"] != "section" or b.nodes[parent]["head_start"] == ps:
+            continue
+        if (_heading_level(text) is None and not _SERIES.match(text) and len(sents) >= 2
+                and sents[0][1] - sents[0][0] <= MAX_LEAD):
+            led.setdefault(parent, []).append(i)
+    kept = {k: v for k, v in led.items() if len(v) >= 2 and series.get(k, 0) < 2}
+    return kept, {k for k, n in series.items() if n >= 2}
+
+
 def _items(b: _Builder, doc: Document, holder: Mapping[int, int], paras: list[tuple[int, int, str]],
            max_clause_chars: int) -> None:
-    """Series items (一是…, 首先…) and sentences opening with the same lead verb (大抓…) in each section."""
+    """The items of each section: paragraphs headed by a short first sentence, series items (一是…, 首先…), and
+    sentences opening with the same action (大抓…)."""
     by_para: dict[int, list[tuple[int, int]]] = {}
     for p, s, e in sentences(doc, 10_000):  # whole sentences
         by_para.setdefault(p, []).append((s, e))
+    led, in_series = _led_paragraphs(b, holder, paras, by_para)
+    for parent, paragraphs in led.items():
+        for i in paragraphs:
+            s, e = by_para[i][0]
+            b.add(doc, "item", b.nodes[parent]["level"] + 1, (s, e), (paras[i][0], paras[i][1]),
+                  "paragraph lead sentence", parent)
     for i, (ps, pe, text) in enumerate(paras):
         parent = holder.get(i)
-        if parent is None:
+        if parent is None or parent in led:
             continue
         sents = by_para.get(i, [])
         if _SERIES.match(text) and _heading_level(text) is None:  # a paragraph that is one item of a series
@@ -157,6 +185,8 @@ def _items(b: _Builder, doc: Document, holder: Mapping[int, int], paras: list[tu
                   "series 一是", parent)
             continue
         series = [(s, e) for s, e in sents if _SERIES.match(doc.text[s:e])]
+        if parent in in_series:
+            continue  # a series section: its items are its series paragraphs
         if len(series) >= 2:
             for s, e in series:
                 b.add(doc, "item", b.nodes[parent]["level"] + 1, (s, e), (s, e), "series 一是", parent)

@@ -57,6 +57,7 @@ _ASKS_RE = {k: re.compile(v, re.IGNORECASE) for k, v in ASKS.items()}
 _LIST = re.compile(r"哪些|哪几|哪[一二三四五六七八九十两]+(个|项|条|种|大|件|方面)|列一下|列个|列下|列举|列出|有什么|有啥|都有|包括|包含|"
                    r"分别|几大|什么(内容|举措|措施|方面|体系|任务|工作|重点)|what are|which are|\blist\b|name the|include|"
                    r"what (measures|steps|tasks|areas|points)", re.IGNORECASE)
+_PARTS_COUNT = re.compile(r"(几|多少)(个|大|小){0,2}(方面|部分|项|条|块|段|层|类|步|节|章|板块)|(分|讲)(了|为|成)?(几|多少)(个)?点")
 _COUNT_ASK = re.compile(r"(?<![第])几(个|项|条|种|大|方面|点|件|部分)|多少(个|项|条|种|方面|点|件)|how many", re.IGNORECASE)
 _DEFINITION = re.compile(r"是什么|是啥|是干嘛|是干什么|指什么|指的是|什么意思|啥意思|是指|何谓|什么叫|what (is|are|does)|meaning of|"
                          r"stand for|refer to", re.IGNORECASE)
@@ -96,10 +97,10 @@ _REFERS_BACK = re.compile(
     re.IGNORECASE,
 )
 _CN_NUM = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9, "十": 10}
-_ORDINAL = re.compile(r"(倒数)?第([一二三四五六七八九十两0-9]+)(个|项|条|点|件|部分|段|大|块|位|节|章|名)?|"
-                      r"(最后|末)(一)?(个|项|条|点|件|部分|段|块|位|节)|"
-                      r"\b(first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|last)\b|"
-                      r"(中间)(那|的)?(一)?(个|项|件|条|块)|(头|开头)(一|那)(个|项|条)", re.IGNORECASE)
+_ORDINAL = re.compile(r"(?P<back>倒数)?第(?P<num>[一二三四五六七八九十两0-9]+)(个|项|条|点|件|部分|段|大|块|位|节|章|名)?|"
+                      r"(?P<last>最后|末)(那|的)?(一)?(个|项|条|点|件|部分|段|块|位|节)|"
+                      r"\b(?P<en>first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|last)\b|"
+                      r"(?P<middle>中间)(那|的)?(一)?(个|项|件|条|块)|(?P<head>头|开头)(一|那)(个|项|条)", re.IGNORECASE)
 # a run of items: 前四个 (the first four), 最后三个 / 后三项 (the last three), the first / last N
 _RANGE = re.compile(r"(前|最后|后)([二两三四五六七八九十]+|[0-9]+)(个|项|条|点|件|部分|块|大)|"
                     r"\b(first|last) (two|three|four|five|six|[0-9]+)\b", re.IGNORECASE)
@@ -111,9 +112,9 @@ _EN_ORD = {"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth"
 _FOCUS_AFTER = re.compile(r"(?:哪些|哪几|哪[一二三四五六七八九十两0-9]*[个项条家所种类座批]|什么|多少)")
 _FOCUS_BEFORE = re.compile(r"(?:都|还|分别|具体)?(?:是|有|包括)(?:哪些|哪几|什么)")
 _AMOUNT_BEFORE = re.compile(r"(?:是|有|为|达到|要|能)?(?:多少|多大|多高|多长|几成|几倍)")
-_WHICH_PART = re.compile(r"(属于|在|放在|归在|出现在|位于|是)(讲话|报告|文件|全文|文章|通篇)?(的)?(哪|第几)(一)?(个)?(部分|节|段|块|章|大块|板块)|"
-                         r"哪(一)?(部分|节|段|章)(讲|说|提|谈)|which (part|section|chapter)|in what (part|section)",
-                         re.IGNORECASE)
+_WHICH_PART = re.compile(r"(属于|在|放在|归在|归到|出现在|位于|列在)(讲话|报告|文件|全文|文章|通篇)?(的)?(哪|第几)(一)?(个|大)?"
+                         r"(部分|节|段|块|章|板块|项|条|方面)|哪(一)?(部分|节|段|章|块|项)(讲|说|提|谈)|(小)?标题(叫|是)|"
+                         r"which (part|section|chapter|task)|in what (part|section)|under which", re.IGNORECASE)
 _SPECIFIC = re.compile(r"具体|详细|到底|确切|精确|准确|明细|清单|名单|specific|exact|in detail|breakdown", re.IGNORECASE)
 _COUNT = re.compile(r"([一二两三四五六七八九十]|[0-9]+)(个|大|项|条|种|方面|件|点)")
 
@@ -127,7 +128,7 @@ STOP = frozenset("""
 讲话 发言 讲 说 提到 提 提出 说到 文件 文章 报告 内容 部分 工作 打算 准备 举措 措施 做法 东西 情况 怎么回事 回事 政策 规定
 支持 扶持 帮 帮助 搞 弄 做 干 关于 对于 以及 还有 另外 其他 别的 告诉 介绍 讲讲 说说 解释 意思 作用 用 用来 用在 是什么 指 指的是 代表
 提供 给予 这类 这种 那种 那类 有关 相关 担任 职务 职位 身份 头衔 总结 概括 概述 归纳 要点 大意 核心 观点 主旨 重点 几部分 分几 分为
-分成 结构 框架 段 几段 几个 几项 几条 几种 几点 讲了 说了 谈了 落脚 开篇 收尾 结语 末尾 开场 主要内容 原文 原话 里面 一下子 请问 知道
+分成 结构 框架 段 几段 几个 几项 几条 几种 几点 几块 几部分 几方面 几大 几层 大体 大概 按顺序 顺序 讲了 说了 谈了 落脚 开篇 收尾 结语 末尾 开场 主要内容 原文 原话 里面 一下子 请问 知道
 """.split())
 MAX_PARTS = 4
 _RESPECTIVELY = re.compile(r"分别|各自|各有|各是|各(是|有|在|讲|说|要)?(什么|啥|哪|怎么)|respectively|each of", re.IGNORECASE)
@@ -214,8 +215,8 @@ def asks_kind(norm: str) -> str:
         m = rx.search(norm)
         if not m:
             continue
-        if kind == "quantity" and _COUNT_ASK.search(norm) and _LIST.search(norm):
-            continue  # "几个…列一下" asks for the list, not a figure
+        if kind == "quantity" and (_COUNT_ASK.search(norm) and _LIST.search(norm) or _PARTS_COUNT.search(norm)):
+            continue  # "几个…列一下", "分几个方面": the list or its size, not a figure
         return kind
     return ""
 
@@ -238,16 +239,16 @@ def ordinal(norm: str) -> int | None:
     m = _ORDINAL.search(norm)
     if not m:
         return None
-    if m.group(2):
-        n = _number(m.group(2))
-        return -n if (n and m.group(1)) else n
-    if m.group(4):
+    if m["num"]:
+        n = _number(m["num"])
+        return -n if (n and m["back"]) else n
+    if m["last"]:
         return -1
-    if m.group(8):
+    if m["middle"]:
         return 0
-    if m.group(12):
+    if m["head"]:
         return 1
-    return _EN_ORD.get(m.group(7).lower()) if m.group(7) else None
+    return _EN_ORD.get(m["en"].lower()) if m["en"] else None
 
 
 def item_range(norm: str) -> tuple[int, int] | None:

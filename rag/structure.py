@@ -13,10 +13,14 @@ from .question import Question
 from .select import Candidate
 from .text import normalize
 from .types import Chunk, Citation, Hit
-from .units import UnitIndex
+from .units import UnitIndex, bigrams
 
 MAX_ENTRIES = 10  # an answer lists at most this many entries
-_PARTS_WORD = re.compile(r"部分|段|块|板块|章|节|parts?|sections?", re.IGNORECASE)
+_PARTS_WORD = re.compile(r"部分|段|块|板块|章|节|parts?|sections?", re.IGNORECASE)  # the document's own parts
+# a question that counts a section's entries (分几个方面, 几项) or asks for them by the section's name (那项任务讲了哪几点)
+_COUNTED = re.compile(r"部分|段|块|板块|章|节|项|条|点|方面|parts?|sections?|points?|tasks?", re.IGNORECASE)
+_NAMED = re.compile(r"(这|那|此|该)(一)?(大|小)?(项|部分|块|板块|章|节|条)|(项|部分|块|板块|章|节)(任务|工作)?(下面|下|里|中|底下)|"
+                    r"(this|that) (part|section|task)", re.IGNORECASE)
 
 
 class Structure:
@@ -56,22 +60,22 @@ class Structure:
         first = self.uidx.sentence(inside[0])
         return self.uidx.units[first[0]].start, self.uidx.units[first[-1]].end
 
-    def named_list(self, q: Question, doc_id: str) -> tuple[Node, list[Node]] | None:
+    def named_list(self, q: Question, doc_id: str, parts_fallback: bool = True) -> tuple[Node, list[Node]] | None:
         """The list a question names by the words of its heading (任务 → "三、…政府工作任务"), else, when it speaks of
-        parts, the document's parts."""
+        the document's parts and `parts_fallback`, the document's parts."""
         words = [t for t in q.terms + q.context if len(t) >= 2]
-        best, best_score = None, 0
+        best, best_key = None, (0, 0)
         for node in self.outline:
-            if node.doc_id != doc_id or node.kind not in ("document", "section", "part", "list"):
+            if node.doc_id != doc_id or node.kind not in ("section", "part"):
                 continue
             items = entries(node, self.outline)
             if len(items) < 2:
                 continue
             heading = normalize(node.title)
-            score = sum(len(t) for t in words if t in heading)
-            if score > best_score:
-                best, best_score = (node, items), score
-        if best is None and _PARTS_WORD.search(q.norm + " " + q.text):
+            key = (sum(1 for t in words for g in bigrams(t) if g in heading), node.level)  # then the deepest
+            if key[0] and key > best_key:
+                best, best_key = (node, items), key
+        if best is None and parts_fallback and _PARTS_WORD.search(q.norm + " " + q.text):
             parts = self.parts(doc_id)
             root = next(n for n in self.outline if n.doc_id == doc_id and n.kind == "document")
             best = (root, parts) if len(parts) >= 2 else None
@@ -89,8 +93,11 @@ class Structure:
             return self._parts(q, doc_id, summary=q.about == "summary")
         if q.asks_section and ranked:
             return self._section_of(q, ranked[0])
-        if q.ordinal is not None or q.items or (q.wants_count and not q.asks):
-            found = self.named_list(q, doc_id)
+        said = q.norm + " " + q.text
+        listing = (q.wants_count and _COUNTED.search(said)) or ((q.wants_list or q.wants_count) and _NAMED.search(said))
+        if q.ordinal is not None or q.items or (listing and not q.asks):
+            found = self.named_list(q, doc_id, parts_fallback=q.ordinal is not None or bool(q.items)
+                                    or bool(_PARTS_WORD.search(q.norm)))
             if found is not None and (q.ordinal is not None or q.items):
                 return self._pick(q, found[1], found[0].title)
             if found is not None and found[0].kind != "list":
@@ -136,16 +143,18 @@ class Structure:
         return self._text("lead_count", cits, q, n=str(len(items)), item=display(_bare(node.title), q.script))
 
     def _section_of(self, q: Question, best: Candidate) -> Draft | None:
+        """The innermost section or part that holds the best unit, named by its heading (and the top-level part
+        above it, when that is another one)."""
         unit = self.uidx.units[best.unit]
         holder = section_holding(unit.start, unit.doc_id, self.outline)
         if holder is None:
             return None
-        section = self.outline[holder]
-        while section.parent is not None and self.outline[section.parent].kind in ("section", "part"):
-            section = self.outline[section.parent]  # the top-level part it belongs to
-        cits = self.cite([(section.head_start, section.head_end, unit.doc_id), (unit.start, unit.end, unit.doc_id)])
-        return self._text("lead_section_of", cits, q, n=str(section.ordinal),
-                          item=display(_bare(section.title), q.script))
+        chain = [self.outline[holder]]
+        while chain[-1].parent is not None and self.outline[chain[-1].parent].kind in ("section", "part"):
+            chain.append(self.outline[chain[-1].parent])
+        spans = [(n.head_start, n.head_end, unit.doc_id) for n in (chain[-1], chain[0])] + [(unit.start, unit.end, unit.doc_id)]
+        names = "”下的“".join(display(_bare(n.title), q.script) for n in dict.fromkeys((chain[-1], chain[0])))
+        return self._text("lead_section_of", self.cite(spans), q, item=names)
 
     def _abbreviation(self, q: Question, doc_id: str) -> Draft | None:
         """What an abbreviation the question names stands for: the sentences that spell out its members."""
