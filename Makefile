@@ -6,6 +6,9 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
 HOST   ?= 127.0.0.1
 PORT   ?= 7860
+CORPUS ?=
+INDEX  ?=
+CORPUS_ARGS := $(if $(CORPUS),--corpus $(CORPUS)) $(if $(INDEX),--index $(INDEX))
 
 .PHONY: setup run test index chromium bench eval clean
 
@@ -19,10 +22,10 @@ $(STAMP): requirements.txt
 	@touch $@
 
 index: setup
-	$(PY) -m rag build --if-stale
+	$(PY) -m rag build --if-stale $(CORPUS_ARGS)
 
 run: setup
-	$(PY) app.py --host $(HOST) --port $(PORT)
+	$(PY) app.py --host $(HOST) --port $(PORT) $(CORPUS_ARGS)
 
 chromium:
 	@bash scripts/ensure-chromium

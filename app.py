@@ -14,7 +14,7 @@ import time  # noqa: E402
 
 from rag.errors import RagError  # noqa: E402
 from rag.pipeline import Pipeline  # noqa: E402
-from rag.settings import build_settings  # noqa: E402
+from rag.settings import build_settings, corpus_overrides  # noqa: E402
 from rag.web import create_app  # noqa: E402
 
 
@@ -27,20 +27,23 @@ def _announce_when_up(server, url: str) -> None:
     while not server.started and not server.should_exit:
         time.sleep(0.05)
     if server.started:
-        print(f"\n  温州科技创新规划问答 is running: {url}\n  API docs: {url}docs   health: {url}api/health\n",
+        print(f"\n  The policy Q&A app is running: {url}\n  API docs: {url}docs   health: {url}api/health\n",
               flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="温州科技创新规划问答 — web app and HTTP API")
+    parser = argparse.ArgumentParser(description="Policy document Q&A — web app and HTTP API")
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    parser.add_argument("--corpus", help="a folder of documents, or one document (default: data/corpus, the speech)")
+    parser.add_argument("--index", help="the index folder (default: index/default, or index/corpora/<name>-<hash> "
+                                        "for another corpus)")
     args = parser.parse_args(argv)
 
     import uvicorn
 
     try:
-        settings = build_settings()
+        settings = build_settings(overrides=corpus_overrides(args.corpus, args.index))
         logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         logging.getLogger("bm25s").setLevel(logging.WARNING)
         logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -37,7 +37,7 @@ from rag.units import bigrams
 
 from .run import file_sha256, git_commit, load_dataset
 
-LIB = ROOT.parent / "shared" / "policy-library"
+LIB = ROOT / "data" / "library"
 CMRC = ROOT / "eval" / "runs" / "cmrc2018"
 # An answer may quote at most this many times the characters of the passage the baseline quotes, on average.
 BUDGET = 1.2

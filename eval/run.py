@@ -27,13 +27,14 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from rag.errors import RagError
 from rag.serialize import answer_to_dict
-from rag.settings import ROOT, Settings, build_settings, parse_overrides
+from rag.settings import ROOT, Settings, build_settings, corpus_overrides, parse_overrides
 from rag.text import detect_script, normalize
 
 from . import EvalError
 from .metrics import HEADLINE, RANK_DEPTH, RESAMPLES, SEED, judge, passage_baseline, summarize, value_of
 
-INDEXING_KEYS = ("embedding_backend", "embedding_model", "chunk_size", "chunk_overlap", "max_clause_chars",
+INDEXING_KEYS = ("embedding_backend", "embedding_model", "chunk_size", "chunk_overlap", "max_clause_chars", "chunk_vectors",
+                 "vector_store", "milvus_uri",
                  "lexical_tokenizer", "embed_heading", "query_prefix", "passage_prefix")
 LANGS = {"zh-Hans": "hans", "zh-Hant": "hant", "en": "en"}
 BEHAVIORS = ("answer", "answer_ignore_injection", "abstain", "refuse")
@@ -153,14 +154,8 @@ def corpus_overrides(args: argparse.Namespace, overrides: dict[str, Any]) -> dic
     out = dict(overrides)
     if args.engine:
         out["answer_engine"] = args.engine
-    if args.corpus:
-        corpus = Path(args.corpus).resolve()
-        out["corpus_dir"] = corpus
-        tag = hashlib.sha256(str(corpus).encode()).hexdigest()[:8]
-        out.setdefault("index_dir", Path(args.index).resolve() if args.index
-                       else ROOT / "index" / "corpora" / f"{corpus.stem}-{tag}")
-    elif args.index:
-        out["index_dir"] = Path(args.index).resolve()
+    for key, value in corpus_overrides(args.corpus, args.index).items():
+        out.setdefault(key, value)
     return out
 
 

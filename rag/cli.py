@@ -4,20 +4,18 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shutil
 import sys
 from pathlib import Path
 
 from .errors import RagError
 from .serialize import answer_to_dict
-from .settings import build_settings, parse_overrides
+from .settings import build_settings, corpus_overrides, parse_overrides
 
 
 def _settings(args: argparse.Namespace):
     overrides = parse_overrides(getattr(args, "set", None))
-    if getattr(args, "corpus", None):
-        overrides["corpus_dir"] = Path(args.corpus).resolve()
-    if getattr(args, "index", None):
-        overrides["index_dir"] = Path(args.index).resolve()
+    overrides.update(corpus_overrides(getattr(args, "corpus", None), getattr(args, "index", None)))
     if getattr(args, "k", None):
         overrides["top_k"] = args.k
         overrides.setdefault("candidate_k", max(args.k, 30))
@@ -135,6 +133,38 @@ def cmd_chat(args) -> int:
         history.append((q, answer.text or ""))
 
 
+def cmd_add(args) -> int:
+    """Copy documents into the corpus folder and bring the index up to date: only the new texts are embedded."""
+    settings = _settings(args)
+    folder = Path(settings.corpus_dir)
+    if not folder.is_dir():
+        raise RagError(f"the corpus {folder} is not a folder; `rag add` adds files to a corpus folder (--corpus DIR)")
+    for name in args.files:
+        src = Path(name)
+        if not src.is_file() or src.suffix.lower() not in (".txt", ".md"):
+            raise RagError(f"{src} is not a .txt or .md file")
+        if (folder / src.name).exists() and (folder / src.name).read_bytes() != src.read_bytes():
+            _progress(f"replacing {src.name}")
+        for companion in (src.with_suffix(".meta.json"), src.with_suffix(".domain.json")):
+            if companion.is_file():
+                shutil.copy2(companion, folder / companion.name)
+        shutil.copy2(src, folder / src.name)
+    return cmd_build(argparse.Namespace(**{**vars(args), "if_stale": True}))
+
+
+def cmd_remove(args) -> int:
+    """Remove documents (by id: the file stem) from the corpus folder and bring the index up to date."""
+    settings = _settings(args)
+    folder = Path(settings.corpus_dir)
+    for doc_id in args.doc_ids:
+        found = [p for p in folder.glob(f"{doc_id}.*") if p.suffix.lower() in (".txt", ".md", ".json")]
+        if not any(p.suffix.lower() in (".txt", ".md") for p in found):
+            raise RagError(f"no document {doc_id!r} in {folder}; ids are file names without .txt/.md")
+        for p in found:
+            p.unlink()
+    return cmd_build(argparse.Namespace(**{**vars(args), "if_stale": True}))
+
+
 def cmd_feedback_export(args) -> int:
     from .feedback import export_main
 
@@ -142,12 +172,12 @@ def cmd_feedback_export(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m rag", description="温州科技创新规划问答 — command line")
+    parser = argparse.ArgumentParser(prog="python -m rag", description="Policy document Q&A — command line")
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="cmd", required=True)
 
     def common(p):
-        p.add_argument("--corpus", help="corpus folder (default: data/corpus)")
+        p.add_argument("--corpus", help="corpus folder or one document (default: data/corpus, the speech)")
         p.add_argument("--index", help="index folder (default: index/default)")
         p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting (repeatable)")
 
@@ -169,6 +199,15 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("chat", help="interactive question loop")
     common(p)
     p.set_defaults(func=cmd_chat)
+
+    p = sub.add_parser("add", help="add (or replace) documents in the corpus folder; embeds only what is new")
+    common(p)
+    p.add_argument("files", nargs="+", help=".txt/.md files (a .meta.json / .domain.json beside each is copied too)")
+    p.set_defaults(func=cmd_add)
+    p = sub.add_parser("remove", help="remove documents from the corpus folder by id and update the index")
+    common(p)
+    p.add_argument("doc_ids", nargs="+", help="document ids (file names without .txt/.md)")
+    p.set_defaults(func=cmd_remove)
 
     p = sub.add_parser("feedback-export", help="export the 👍/👎 feedback database as CSV")
     p.add_argument("out", help="the CSV file to write")

@@ -35,7 +35,7 @@ KINDS = {"讲话": "speech", "发言": "speech", "致辞": "speech", "报告": "
 GENERIC_KIND = "文件"
 # Official titles that end a byline ("…局长某某"): language knowledge of Chinese bylines.
 _ROLES = "局长|副局长|主任|副主任|书记|副书记|市长|副市长|省长|副省长|县长|区长|部长|副部长|厅长|处长|院长|校长|主席|总理|" \
-         "委员|理事长|董事长|总经理|秘书长|署长|行长|会长"
+         "副总理|委员长|委员|理事长|董事长|总经理|秘书长|署长|行长|会长"
 _BYLINE = re.compile(rf"^(?P<role>[{CJK}]{{1,20}}?(?:{_ROLES}))(?P<name>[{CJK}]{{2,3}})$")
 _SALUTATION = re.compile(r"[：:]\s*$")  # "各位代表：" opens a speech; it is no title
 _QUOTED = re.compile(r"[“「『《\"]([^”」』》\"\n]{2,16})[”」』》\"]")
@@ -127,32 +127,53 @@ def _kind_in(text: str, last: bool = True) -> str:
     return (found[-1] if last else found[0])[1] if found else ""
 
 
+def _from_header(header: list[str]) -> tuple[dict[str, str], dict[str, str]]:
+    """Title, date, speaker and role from a scraped page's title block (rag.text.split_header), and from which line."""
+    values, source = {}, {}
+    for line in (t2s(x) for x in header):
+        flat = re.sub(r"\s+", "", line)
+        date = re.search(r"((?:19|20)[0-9]{2})年([0-9]{1,2})月([0-9]{1,2})日", flat)
+        byline = _BYLINE.match(flat)
+        if date and "date" not in values:
+            values["date"] = f"{date.group(1)}-{int(date.group(2)):02d}-{int(date.group(3)):02d}"
+            source["date"] = "title block"
+        elif byline and "speaker" not in values:
+            values |= {"role": byline.group("role"), "speaker": byline.group("name")}
+            source |= {"role": "title block", "speaker": "title block"}
+        elif "title" not in values and _kind_in(flat):
+            values["title"] = flat
+            source["title"] = "title block"
+    return values, source
+
+
 def read_meta(doc: Document, declared: Mapping[str, str] | None = None) -> DocMeta:
-    """A document's title, kind, speaker and date: the declared values first, then what its first lines say."""
+    """A document's title, kind, speaker and date: the declared values first, then its title block (a scraped
+    page's), then what its first lines say (a byline "…局长某某", a title line, the kind word of its opening)."""
     declared = dict(declared or {})
     source = {k: "metadata file" for k in declared if not k.startswith("_") and declared[k]}
+    found, found_source = _from_header(list(doc.header))
     lines = _first_lines(doc)
     first = t2s(lines[0]) if lines else ""
-    title, speaker, role, kind = "", "", "", ""
     byline = _BYLINE.match(first)
-    if byline:
-        role, speaker = byline.group("role"), byline.group("name")
-        title = first
-        source |= {"role": "byline", "speaker": "byline", "title": "byline"}
-    elif first and len(first) <= 40 and not _SALUTATION.search(first) and not re.search("[。！？；]", first):
-        title = first
-        source["title"] = "first line"
+    if byline and "speaker" not in found:
+        found |= {"role": byline.group("role"), "speaker": byline.group("name"), "title": found.get("title", first)}
+        found_source |= {"role": "byline", "speaker": "byline", "title": found_source.get("title", "byline")}
+    elif "title" not in found and first and len(first) <= 40 and not _SALUTATION.search(first) \
+            and not re.search("[。！？；]", first):
+        found["title"], found_source["title"] = first, "first line"
     head = " ".join(t2s(x) for x in lines[:3])[:400]
+    title = found.get("title", "")
     kind = _kind_in(title) or ("讲话" if byline else "") or _kind_in(head, last=False)
     if kind:
-        source.setdefault("kind", "title" if _kind_in(title) else ("byline" if byline else "opening lines"))
-    years = re.findall(r"(?<![0-9])((?:19|20)[0-9]{2})(?![0-9])", doc.id + " " + head)
-    date = years[0] if years else ""
-    if date:
-        source.setdefault("date", "file name or opening lines")
-    values = {"title": title, "kind": kind or GENERIC_KIND, "speaker": speaker, "role": role, "place": "",
-              "date": date}
+        found_source["kind"] = "title" if _kind_in(title) else ("byline" if byline else "opening lines")
+    if "date" not in found:
+        years = re.findall(r"(?<![0-9])((?:19|20)[0-9]{2})(?![0-9])", doc.id + " " + head)
+        if years:
+            found["date"], found_source["date"] = years[0], "file name or opening lines"
+    values = {"title": "", "kind": kind or GENERIC_KIND, "speaker": "", "role": "", "place": "", "date": ""}
+    values |= found
     values.update({k: t2s(str(v)) for k, v in declared.items() if k in values and v})
+    source = {**found_source, **source}
     if not values["title"]:
         values["title"] = doc.id
         source.setdefault("title", "file name")
@@ -278,6 +299,8 @@ def _declared(corpus: Path) -> tuple[dict[str, dict], list[dict], dict[str, str]
         provenance[path.name] = note
         if path.name.endswith(".meta.json"):
             metas[path.name[: -len(".meta.json")]] = data
+        elif path.name.endswith(".domain.json"):  # one document's knowledge: no say in the corpus's title or examples
+            blocks.append({k: v for k, v in data.items() if k not in ("title", "examples")})
         else:
             blocks.append(data)
     return metas, blocks, provenance

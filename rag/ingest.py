@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 
 from .errors import CorpusError
-from .text import clean
+from .text import clean_document
 from .types import Document
 
 log = logging.getLogger(__name__)
@@ -20,7 +20,9 @@ def corpus_files(corpus_dir: Path) -> list[Path]:
         return [corpus_dir]
     if not corpus_dir.is_dir():
         raise CorpusError(f"corpus folder {corpus_dir} does not exist; set RAG_CORPUS_DIR or --corpus to a folder of .txt/.md files")
-    files = sorted(p for p in corpus_dir.iterdir() if p.is_file() and p.suffix.lower() in SUFFIXES)
+    # a corpus folder's README describes the folder; it is not one of its documents
+    files = sorted(p for p in corpus_dir.iterdir() if p.is_file() and p.suffix.lower() in SUFFIXES
+                   and not p.name.lower().startswith("readme"))
     if not files:
         raise CorpusError(f"corpus folder {corpus_dir} has no .txt or .md files; copy the policy documents there")
     return files
@@ -33,11 +35,12 @@ def load_document(path: Path) -> Document:
         raw = raw_bytes.decode("utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise CorpusError(f"cannot read {path} as UTF-8 text ({exc}); convert it to UTF-8") from None
-    text = clean(raw)
+    text, header = clean_document(raw)
     if not text:
         raise CorpusError(f"{path} is empty after cleaning; remove it from the corpus folder")
-    title = text.split("\n", 1)[0]
-    return Document(id=path.stem, title=title, text=text, path=str(path), sha256=hashlib.sha256(raw_bytes).hexdigest())
+    title = header[0] if header else text.split("\n", 1)[0]
+    return Document(id=path.stem, title=title, text=text, path=str(path), sha256=hashlib.sha256(raw_bytes).hexdigest(),
+                    header=tuple(header))
 
 
 def load_corpus(corpus_dir: Path) -> list[Document]:

@@ -34,6 +34,31 @@ class Lexicon:
         self._grams = {self.corpus_norm[i : i + 2] for i in range(len(self.corpus_norm) - 1)}
         self._by_sound: dict[tuple[int, str], set[str]] | None = None
 
+    def documents_named(self, norm: str) -> tuple[str, ...]:
+        """The documents a (normalised) question names, in a corpus of several: by speaker or role, place, title,
+        or a year with a kind of document ("2019年的报告"), or a kind only some documents are ("讲话"). Each way
+        gives a set; the answer is their intersection (or the smallest set when they disagree); () when none."""
+        docs = self.domain.docs
+        if len(docs) < 2:
+            return ()
+        years = set(re.findall(r"((?:19|20)[0-9]{2})年", norm))
+        sets = []
+        for words in ([("speaker",), ("role",)], [("place",)], [("title",)]):
+            found = {d for d, m in docs.items() for (f,) in words
+                     if (v := normalize(getattr(m, f))) and len(v) >= 2 and v in norm and v != normalize(m.doc_id)}
+            if found:
+                sets.append(found)
+        kinds = {d for d, m in docs.items() if normalize(m.kind) in norm and m.kind}
+        if kinds and years:
+            dated = {d for d in kinds if docs[d].date[:4] in years}
+            sets.append(dated or kinds)
+        elif kinds and len(kinds) < len(docs):
+            sets.append(kinds)
+        if not sets:
+            return ()
+        common = set.intersection(*sets)
+        return tuple(sorted(common or min(sets, key=len)))
+
     def segment(self, norm: str) -> list[str]:
         """Words of a normalised text, the corpus's terms kept whole."""
         return self._segmenter.lcut(norm)

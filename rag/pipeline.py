@@ -142,10 +142,10 @@ class Pipeline:
         return cls(settings, embedder, index, reranker)
 
     def stream(self, question: str, history: History | None = None, *, script: str = "auto",
-               k: int | None = None) -> Iterator[StreamEvent]:
+               k: int | None = None, doc_ids: Sequence[str] | None = None) -> Iterator[StreamEvent]:
         """Answer one question as a stream of text deltas; the last event carries the full Answer, whose
         text is authoritative (an LLM answer that fails verification is replaced by the extractive one)."""
-        prepared = self.prepare(question, history, script, k)
+        prepared = self.prepare(question, history, script, k, doc_ids)
         if isinstance(prepared, Answer) or not hasattr(self.engine, "stream") or not prepared.verdict.answerable:
             answer = prepared if isinstance(prepared, Answer) else self._finish(prepared)
             if answer.text:
@@ -161,9 +161,10 @@ class Pipeline:
         yield StreamEvent(answer=self._finish(prepared, draft))
 
     def ask(self, question: str, history: History | None = None, *, script: str = "auto",
-            k: int | None = None) -> Answer:
-        """Answer one question (with optional conversation history); `script`: auto | hans | hant."""
-        prepared = self.prepare(question, history, script, k)
+            k: int | None = None, doc_ids: Sequence[str] | None = None) -> Answer:
+        """Answer one question (with optional conversation history); `script`: auto | hans | hant; `doc_ids`:
+        answer from these documents only."""
+        prepared = self.prepare(question, history, script, k, doc_ids)
         return prepared if isinstance(prepared, Answer) else self._finish(prepared)
 
     def analyse(self, question: str, history: History | None = None, script: str = "auto") -> Question:
@@ -181,29 +182,33 @@ class Pipeline:
         cands = select.candidates(q, hits, self.units, vector, self.settings.candidate_passages)
         return select.score(cands, select.scorer())
 
-    def retrieve(self, q: Question, k: int) -> list[Hit]:
-        """The passages for a question (and for each of its parts)."""
-        hits = self.retriever.retrieve(q.query, max(k, self.settings.candidate_passages))
+    def retrieve(self, q: Question, k: int, doc_ids: Sequence[str] | None = None) -> list[Hit]:
+        """The passages for a question (and for each of its parts), from the given documents, else from those the
+        question names, else from all."""
+        docs = list(doc_ids) if doc_ids else (list(q.documents) or None)
+        hits = self.retriever.retrieve(q.query, max(k, self.settings.candidate_passages), docs)
         for part in q.parts:
-            hits = merge_hits(hits, self.retriever.retrieve(part.query, 2))
+            hits = merge_hits(hits, self.retriever.retrieve(part.query, 2, docs))
         return hits
 
-    def prepare(self, question, history=None, script: str = "auto", k: int | None = None) -> "Answer | Prepared":
+    def prepare(self, question, history=None, script: str = "auto", k: int | None = None,
+                doc_ids: Sequence[str] | None = None) -> "Answer | Prepared":
         """Validate and analyse, retrieve, score the candidates, decide whether the passages answer."""
         t0 = time.perf_counter()
         q = self.analyse(question, history, script)
         k = k or self.settings.top_k
+        doc_ids = self.check_documents(doc_ids)
         if isinstance(self.engine, PassageEngine):  # the baseline: the raw question's top passage, whatever it asks
-            hits = self.retriever.retrieve(q.raw, k)
+            hits = self.retriever.retrieve(q.raw, k, doc_ids)
             ev = Evidence(q, (), (), tuple(hits))
             return self._answer(ev, self.engine.answer(ev), Answerability(True, 1.0, "passage baseline"), t0,
                                 time.perf_counter())
         if q.injection_only:
             draft = self.extractive.injection(q)
-            hits = self.retriever.retrieve(q.raw, k)  # shown nowhere, but what a baseline would have quoted
+            hits = self.retriever.retrieve(q.raw, k, doc_ids)  # shown nowhere, but what a baseline would quote
             verdict = Answerability(False, 0.0, "request to change the rules or invent facts")
             return self._answer(Evidence(q, (), (), tuple(hits)), draft, verdict, t0, time.perf_counter())
-        hits = self.retrieve(q, k)
+        hits = self.retrieve(q, k, doc_ids)
         ranked = self.rank(q, hits)
         parts = tuple(tuple(self.rank(p, hits)) for p in q.parts)
         resolved = self.extractive.resolve(Evidence(q, tuple(ranked), parts, tuple(hits[:k])))
@@ -216,6 +221,18 @@ class Pipeline:
         ev = Evidence(q, tuple(ranked), parts, tuple(hits[:k]))
         return Prepared(ev, verdict, t0, time.perf_counter())
 
+    def check_documents(self, doc_ids: Sequence[str] | None) -> list[str] | None:
+        """The requested documents, checked: InputError naming the unknown ids and the known ones."""
+        if not doc_ids:
+            return None
+        if isinstance(doc_ids, str) or not all(isinstance(d, str) for d in doc_ids):
+            raise InputError("doc_ids must be a list of document ids")
+        unknown = [d for d in doc_ids if d not in self.index.documents]
+        if unknown:
+            known = ", ".join(sorted(self.index.documents)[:10])
+            raise InputError(f"unknown document ids {unknown}; known: {known}{' …' if len(self.index.documents) > 10 else ''}")
+        return list(dict.fromkeys(doc_ids))
+
     def _finish(self, p: Prepared, draft: Draft | None = None) -> Answer:
         if draft is None:
             if p.verdict.answerable:
@@ -227,7 +244,8 @@ class Pipeline:
     def _answer(self, ev: Evidence, draft: Draft, verdict: Answerability, t0: float, t1: float) -> Answer:
         t2 = time.perf_counter()
         notice = "; ".join(n for n in (draft.notice, self.embedder.notice) if n)
-        return Answer(question=ev.question.raw, text=draft.text, refused=draft.refused, citations=draft.citations,
+        cits = tuple(self.structure.source(c) for c in draft.citations)
+        return Answer(question=ev.question.raw, text=draft.text, refused=draft.refused, citations=cits,
                       hits=ev.hits, engine=draft.engine, embedder=self.embedder.name,
                       timings_ms={"retrieve": (t1 - t0) * 1e3, "answer": (t2 - t1) * 1e3, "total": (t2 - t0) * 1e3},
                       script=ev.question.script, notice=notice, answerability=verdict,

@@ -148,6 +148,7 @@ class Question:
     context: tuple[str, ...] = ()  # a follow-up's topic words, carried by the conversation's state
     topic_span: tuple[str, int, int] | None = None  # a follow-up's topic section (document, start, end)
     state: Any = None  # the conversation's state (rag.conversation.State): quoted units, the list last shown
+    documents: tuple[str, ...] = ()  # the documents it names (by speaker, place, title, year and kind), if any
     focus: tuple[str, ...] = ()  # what a "which / what" question asks to be named (哪些城市 → 城市)
     specific: bool = False  # it insists on specifics (具体, 详细, 到底…)
     asks: str = ""  # procedure | time | person | place | organisation | quantity | detail | ""
@@ -399,6 +400,6 @@ def analyse(text: str, history, lexicon: Lexicon, *, state=None, with_parts: boo
         yesno=bool(_YESNO.search(shape)), mentions=bool(_MENTIONS.search(shape)), count=asked_count(norm),
         ordinal=ordinal(shape), items=item_range(shape), asks_section=bool(_WHICH_PART.search(shape)), about=_about(shape, terms, asks, names_doc, lexicon), names_document=names_doc,
         besides=bool(_BESIDES.search(shape)) and bool(history), refers_back=refers, injection=injected,
-        topic_span=topic_span, state=state,
+        topic_span=topic_span, state=state, documents=lexicon.documents_named(norm),
         injection_only=only, parts=parts, history=history,
         query=retrieval_text(text, context, added_t))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Sequence
+from typing import Collection, Sequence
 
 from dataclasses import replace
 
@@ -86,29 +86,39 @@ class Retriever:
         self.settings = settings
         self.reranker = reranker
 
-    def dense_scores(self, query: str, k: int) -> dict[int, float]:
-        """Cosine of the top-k rows for the query."""
+    def dense_scores(self, query: str, k: int, doc_ids: Collection[str] | None = None) -> dict[int, float]:
+        """Cosine of the top-k rows for the query (of the given documents' rows only, when given)."""
         vector = self.embedder.embed_query(query)
-        return dict(self.index.vectors.search(vector, k))
+        return dict(self.index.vectors.search(vector, k, doc_ids))
 
-    def lexical_scores(self, query: str, k: int) -> dict[int, float]:
-        """BM25 of the top-k rows with a positive score."""
+    def lexical_scores(self, query: str, k: int, doc_ids: Collection[str] | None = None) -> dict[int, float]:
+        """BM25 of the top-k rows with a positive score (of the given documents' rows only, when given)."""
         scores = self.index.lexical.scores(query)
+        if doc_ids is not None and scores.size:
+            scores = np.where(self._doc_mask(frozenset(doc_ids)), scores, 0.0)
         if not scores.size or float(scores.max()) <= 0:
             return {}
         k = min(k, scores.size)
         rows = np.argpartition(-scores, k - 1)[:k]
         return {int(r): float(scores[r]) for r in rows if scores[r] > 0}
 
-    def retrieve(self, query: str, k: int | None = None) -> list[Hit]:
-        """The top-k hits for a query, best first, each with its per-retriever scores."""
+    def _doc_mask(self, doc_ids: frozenset[str]) -> np.ndarray:
+        return np.fromiter((c.doc_id in doc_ids for c in self.index.chunks), dtype=bool, count=len(self.index.chunks))
+
+    def retrieve(self, query: str, k: int | None = None, doc_ids: Collection[str] | None = None) -> list[Hit]:
+        """The top-k hits for a query, best first, each with its per-retriever scores; `doc_ids` keeps the search to
+        those documents. Without it, in a corpus of several documents no document takes more than
+        `max_per_document` of the hits but the first (the rest go to the next documents' best)."""
         s = self.settings
         k = k or s.top_k
         ck = max(s.candidate_k, k)
-        dense = self.dense_scores(query, ck) if s.fusion != "lexical" else {}
-        lexical = self.lexical_scores(query, ck) if s.fusion != "dense" else {}
+        dense = self.dense_scores(query, ck, doc_ids) if s.fusion != "lexical" else {}
+        lexical = self.lexical_scores(query, ck, doc_ids) if s.fusion != "dense" else {}
         fused = fuse(dense, lexical, s.fusion, s.dense_weight, s.rrf_k)
-        order = _top(fused, max(k, s.rerank_top_n if self.reranker else k))
+        order = _top(fused, len(fused))
+        if doc_ids is None and len(self.index.documents) > 1:
+            order = diversify(order, [self.index.chunks[r].doc_id for r in order], s.max_per_document)
+        order = order[: max(k, s.rerank_top_n if self.reranker else k)]
         rerank: dict[int, float] = {}
         if self.reranker and order:
             values = self.reranker.score(query, [self.index.chunks[r].text for r in order])
@@ -121,6 +131,17 @@ class Retriever:
                 scores["rerank"] = rerank[r]
             hits.append(Hit(self.index.chunks[r], rerank.get(r, fused[r]), rank, scores))
         return hits
+
+
+def diversify(order: list[int], docs: list[str], per_doc: int) -> list[int]:
+    """`order` re-ranked so that no document has more than `per_doc` rows before every other document has had its
+    chance: rows beyond a document's share wait until the others' run out (the first row stays first)."""
+    seen: dict[str, int] = {}
+    first, later = [], []
+    for row, doc in zip(order, docs):
+        seen[doc] = seen.get(doc, 0) + 1
+        (first if seen[doc] <= per_doc else later).append(row)
+    return first + later
 
 
 def merge_hits(hits: list[Hit], extra: list[Hit]) -> list[Hit]:

@@ -1,7 +1,7 @@
 """Answer → the JSON schema shared by `rag ask --json`, `rag batch`, the HTTP API and the evaluation."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 from .types import Answer, Citation, Hit
 
@@ -13,10 +13,15 @@ def hit_to_dict(hit: Hit) -> dict[str, Any]:
             "scores": {k: round(float(v), 6) for k, v in hit.scores.items()}}
 
 
-def citation_to_dict(cit: Citation) -> dict[str, Any]:
+def citation_to_dict(cit: Citation, documents: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A citation as JSON; with `documents` ({id: {"title", "kind", "date", "section"}}), where it comes from."""
     c = cit.chunk
-    return {"n": cit.n, "chunk_id": c.id, "doc_id": c.doc_id, "paragraph": c.paragraph, "start": cit.start,
-            "end": cit.end, "text": c.text, "quote": cit.quote, "chunk_start": c.start, "chunk_end": c.end}
+    out = {"n": cit.n, "chunk_id": c.id, "doc_id": c.doc_id, "paragraph": c.paragraph, "start": cit.start,
+           "end": cit.end, "text": c.text, "quote": cit.quote, "chunk_start": c.start, "chunk_end": c.end,
+           "document": cit.document, "section": cit.section}
+    if documents and c.doc_id in documents:
+        out["document"] = documents[c.doc_id]
+    return out
 
 
 def answer_to_dict(answer: Answer, id: str | None = None) -> dict[str, Any]:

@@ -4,6 +4,7 @@ what an abbreviation stands for. Each answer quotes the nodes it uses, like any 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from .compose import Draft, answer_text, citations, display, phrases
 from .conversation import State, entries, section_holding
@@ -80,6 +81,16 @@ class Structure:
             root = next(n for n in self.outline if n.doc_id == doc_id and n.kind == "document")
             best = (root, parts) if len(parts) >= 2 else None
         return best
+
+    def source(self, cit: Citation) -> Citation:
+        """The citation with its document's title and the headings of the sections holding it."""
+        chain: list[Node] = []
+        holder = section_holding(cit.start, cit.chunk.doc_id, self.outline)
+        while holder is not None and self.outline[holder].kind in ("section", "part"):
+            chain.append(self.outline[holder])
+            holder = self.outline[holder].parent
+        section = " · ".join(_bare(n.title) for n in reversed(chain))
+        return replace(cit, document=self.domain.meta(cit.chunk.doc_id).title, section=section)
 
     # --- answers -----------------------------------------------------------------------------------------------
     def answer(self, q: Question, state: State, ranked: list[Candidate], hits: list[Hit]) -> Draft | None:

@@ -8,7 +8,7 @@ from typing import Iterable
 
 # --- cleaning -----------------------------------------------------------------------------------
 
-CLEANING_VERSION = 3  # bump when clean() changes: indexes built before are stale (2, 3: scraped pages)
+CLEANING_VERSION = 4  # bump when clean() changes: indexes built before are stale (2-4: scraped pages)
 CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ffff"
 _TONED = "āáǎàēéěèīíǐìōóǒòūúǔùǖǘǚǜüńňǹḿ"
 _LATIN = f"a-zA-Z{_TONED}{_TONED.upper()}\u0300-\u036f"
@@ -126,10 +126,37 @@ def _without_artifacts(raw: str) -> str:
                       if not line.strip() or _INVISIBLE.sub("", line).strip())  # a line of only invisibles goes
 
 
+# the title block a scraped page opens with: a title line, a date line ("——2017年3月5日在…会议上"), a speaker line
+_DATE_LINE = re.compile(r"^[—\-－]{1,2}|(19|20)[0-9]{2}年[0-9]{1,2}月[0-9]{1,2}日")
+_SPEAKER_LINE = re.compile(r"(总理|主任|局长|书记|市长|省长|县长|区长|部长|厅长|院长|主席|委员长)\s*[\u4e00-\u9fff]{2,3}$")
+_KIND_WORD = re.compile(r"报告|報告|讲话|講話|方案|规划|規劃|纲要|綱要|意见|意見|通知|办法|辦法|决定|決定|条例|條例|公报|公報")
+
+
+def _header_line(p: str) -> bool:
+    short = len(p) <= 60 and not re.search(r"[。！？；;!?]", p)
+    return short and bool(_DATE_LINE.search(p) or _SPEAKER_LINE.search(p) or (len(p) <= 20 and _KIND_WORD.search(p)))
+
+
+def split_header(paragraphs: list[str]) -> tuple[list[str], list[str]]:
+    """(the title block, the rest): a page's opening run of title, date and speaker lines, when it has two or more
+    of them (a scraped title page). A lone byline is the document's own signature and stays in the text."""
+    n = 0
+    while n < len(paragraphs) and _header_line(paragraphs[n]):
+        n += 1
+    return (paragraphs[:n], paragraphs[n:]) if n >= 2 else ([], paragraphs)
+
+
+def clean_document(raw: str) -> tuple[str, list[str]]:
+    """(the cleaned text, the title block taken off it): conversion artefacts (pinyin after characters, □),
+    invisible characters, paragraph splits, the title block and trailing notices of scraped pages, and duplicate
+    whitespace removed; every character of the body is kept."""
+    header, body = split_header(strip_notices(paragraphs_of(_without_artifacts(raw))))
+    return "\n".join(body), header
+
+
 def clean(raw: str) -> str:
-    """Remove conversion artefacts (pinyin after characters, □), invisible characters, the paragraph splits and
-    trailing notices of scraped pages, and duplicate whitespace; every character of the body is kept."""
-    return "\n".join(strip_notices(paragraphs_of(_without_artifacts(raw))))
+    """The cleaned text of a raw document (see clean_document)."""
+    return clean_document(raw)[0]
 
 
 def cleaning_report(raw: str) -> dict[str, int]:
@@ -138,6 +165,7 @@ def cleaning_report(raw: str) -> dict[str, int]:
     text = _without_artifacts(raw)
     paragraphs = paragraphs_of(text)
     kept = strip_notices(paragraphs)
+    header, kept = split_header(kept)
     lines = _lines(text)
     notice_chars = sum(len(p) for p in paragraphs[len(kept):])
     nonblank = [line for line in lines if line]
@@ -148,7 +176,8 @@ def cleaning_report(raw: str) -> dict[str, int]:
         total += len(line)
         notice_lines += 1
     return {"raw_lines": len(raw.split("\n")), "blank_lines": sum(1 for line in raw.split("\n") if not line.strip()),
-            "joined_lines": len(nonblank) - notice_lines - len(kept), "notice_lines": notice_lines,
+            "joined_lines": len(nonblank) - notice_lines - len(kept) - len(header), "notice_lines": notice_lines,
+            "header_lines": len(header),
             "paragraphs": len(kept), "artifacts": len(find_artifacts(raw)), "invisible": len(_INVISIBLE.findall(raw))}
 
 

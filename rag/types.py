@@ -14,6 +14,7 @@ class Document:
     text: str
     path: str
     sha256: str  # of the raw file, for staleness checks
+    header: tuple[str, ...] = ()  # the title block taken off a scraped page (title, date, speaker lines)
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,8 @@ class Citation:
     quote: str  # original cleaned text, == doc.text[start:end]
     start: int
     end: int
+    document: str = ""  # the document's title (its metadata)
+    section: str = ""  # the headings of the sections holding the quote, outermost first, joined by " · "
 
 
 @dataclass(frozen=True)

@@ -110,7 +110,7 @@ def client(api_settings, pipeline):
         yield c
 
 
-LIBRARY_REPORT = ROOT.parent / "shared" / "policy-library" / "gov-work-report-2019.txt"
+LIBRARY_REPORT = ROOT / "data" / "library" / "gov-work-report-2019.txt"
 
 
 @pytest.fixture(scope="session")

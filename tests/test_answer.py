@@ -11,7 +11,7 @@ import pytest
 from conftest import CORPUS, RAW_PATH, make_settings
 from rag.text import detect_script, normalize
 
-LIBRARY = Path(__file__).resolve().parents[2] / "shared" / "policy-library"
+LIBRARY = Path(__file__).resolve().parents[1] / "data" / "library"
 
 
 def check_citations(answer, documents):

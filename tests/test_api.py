@@ -100,7 +100,10 @@ def test_docs_work_offline(client):
 def test_document_route(client, pipeline):
     doc = next(iter(pipeline.index.documents.values()))
     r = client.get(f"/api/documents/{doc.id}")
-    assert r.status_code == 200 and r.json() == {"id": doc.id, "title": doc.title, "text": doc.text}
+    assert r.status_code == 200 and r.json() == {"id": doc.id, "title": "温州市科技局局长顾威讲话", "kind": "讲话",
+                                                 "date": "2023", "text": doc.text}  # the title from its metadata file
+    listed = client.get("/api/documents").json()
+    assert listed == [{"id": doc.id, "title": "温州市科技局局长顾威讲话", "kind": "讲话", "date": "2023"}]
     data = error_shape(client.get("/api/documents/no-such-doc"), 404)
     assert "no-such-doc" in data["detail"]
 

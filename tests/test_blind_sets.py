@@ -20,7 +20,7 @@ from rag.text import normalize
 
 BLIND = ROOT / "eval" / "blind"
 SPEECH = ROOT / "data" / "corpus" / "wenzhou-2023-sci-tech-plan.txt"
-LIBRARY = ROOT.parent / "shared" / "policy-library"
+LIBRARY = ROOT / "data" / "library"
 # sha256 of each frozen file, computed once when the sets were frozen (eval/blind/README.md lists their prefixes)
 SHA256 = {
     "s1_speech_voices": "6bbb61632f361789d30465d6b2cc46b83e45fa91b3529ff0462d9e44c2c86394",

@@ -261,7 +261,7 @@ def test_other_voices_item(item):
 # Written under the blind sets' brief (eval/blind/BRIEF.md): its keys and categories, gold evidence verbatim in the
 # cleaned document, and every key term inside one of the item's gold evidence strings.
 DEV = ROOT / "eval" / "dev"
-LIBRARY = ROOT.parent / "shared" / "policy-library"
+LIBRARY = ROOT / "data" / "library"
 DEV_KEYS = REQUIRED_KEYS | {"voice"}
 DEV_CATEGORIES = CATEGORIES | {"count", "structure", "summary", "typo", "false_premise"}
 DEV_SETS = sorted(p.stem for p in DEV.glob("*.jsonl"))

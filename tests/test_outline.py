@@ -12,7 +12,7 @@ from rag.ingest import load_document
 from rag.outline import build_outline, outline_from_json, outline_to_json
 from rag.text import normalize
 
-LIBRARY = Path(__file__).resolve().parents[2] / "shared" / "policy-library"
+LIBRARY = Path(__file__).resolve().parents[1] / "data" / "library"
 
 
 def outline_of(path):

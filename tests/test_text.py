@@ -92,7 +92,7 @@ def test_clean_never_adds_and_keeps_cjk(text):
 
 # --- scraped pages: the policy library -------------------------------------------------------------------------
 
-LIBRARY = sorted((Path(__file__).resolve().parents[2] / "shared" / "policy-library").glob("gov-work-report-*.txt"))
+LIBRARY = sorted((Path(__file__).resolve().parents[1] / "data" / "library").glob("gov-work-report-*.txt"))
 
 
 def _visible(text: str) -> str:
@@ -103,18 +103,26 @@ def _visible(text: str) -> str:
 def test_a_scraped_report_loses_its_boilerplate_and_nothing_of_its_body(path):
     from rag.text import cleaning_report
 
+    from rag.text import clean_document
+
     raw = path.read_text(encoding="utf-8")
-    cleaned = clean(raw)
+    cleaned, header = clean_document(raw)
     report = cleaning_report(raw)
     # what went: blank-line runs, notice lines at the end, lines split mid-sentence joined to the one before
     assert report["blank_lines"] > 100 and report["notice_lines"] >= 4
     assert report["paragraphs"] == len(cleaned.split("\n"))
     assert report["raw_lines"] == (report["blank_lines"] + report["joined_lines"] + report["notice_lines"]
-                                   + report["paragraphs"] + sum(1 for l in raw.split("\n") if l.strip()
-                                                                and not _visible(l)))
+                                   + report["header_lines"] + report["paragraphs"]
+                                   + sum(1 for line in raw.split("\n") if line.strip() and not _visible(line)))
+    # a title block (title, date, speaker lines) goes into the metadata, not the text
+    assert report["header_lines"] == len(header) and (len(header) in (0, 3))
+    assert not header or (header[0] == "政府工作报告" and header[1].startswith("——") and "李克强" in header[2])
     assert "\n\n" not in cleaned and "Public domain" not in cleaned and "维基" not in cleaned
     # nothing of the body lost or moved: the cleaned characters are the raw ones up to the notices, in order
-    body, rest = _visible(raw)[: len(_visible(cleaned))], _visible(raw)[len(_visible(cleaned)):]
+    head = _visible("".join(header))
+    assert _visible(raw).startswith(head)
+    after = _visible(raw)[len(head):]
+    body, rest = after[: len(_visible(cleaned))], after[len(_visible(cleaned)):]
     assert body == _visible(cleaned)
     assert re.search("维基|Publicdomain", rest) and len(rest) < 400
 
@@ -122,7 +130,8 @@ def test_a_scraped_report_loses_its_boilerplate_and_nothing_of_its_body(path):
 def test_a_line_split_mid_word_is_joined_and_a_byline_is_not():
     scraped = "政府工作报\n告\n\n\n——2017年3月5日\n\n\n各位代表：\n\n\n过去一年国内生产总值达到74.4\n\u200b\n万亿元，增长6.7%。\n\n"
     scraped += "细颗粒物（PM\n2.5\n）浓度下降。\n\n一、工作回顾\n\n\n正文一段。\n\n\n结束了。\n\n\n注：维基文库说明\n\n\nPublic domain\nfalse"
-    assert clean(scraped).split("\n") == ["政府工作报告", "——2017年3月5日", "各位代表：",
+    # the title block (a title line and a date line) leaves the text for the metadata
+    assert clean(scraped).split("\n") == ["各位代表：",
                                           "过去一年国内生产总值达到74.4万亿元，增长6.7%。", "细颗粒物（PM2.5）浓度下降。",
                                           "一、工作回顾", "正文一段。", "结束了。"]
     speech = "某局局长某某\n今年是开局之年。\n我们将做好工作。"  # no blank lines: every line is a paragraph

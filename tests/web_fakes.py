@@ -89,17 +89,17 @@ class FakePipeline:
         self.engine = SimpleNamespace(name="fake")
         self._lock = threading.Lock()
 
-    def ask(self, question, history=None, *, script="auto", k=None) -> Answer:
+    def ask(self, question, history=None, *, script="auto", k=None, doc_ids=None) -> Answer:
         q = clean_question(question, self.settings.max_question_chars)
         turns = clean_history(history, self.settings.max_history_turns, self.settings.max_question_chars)
         with self._lock:
-            self.calls.append({"question": q, "history": turns, "script": script})
+            self.calls.append({"question": q, "history": turns, "script": script, "doc_ids": doc_ids})
         if self.fail_with is not None:
             raise self.fail_with
         return self.answer_fn(q)
 
-    def stream(self, question, history=None, *, script="auto", k=None):
-        answer = self.ask(question, history, script=script, k=k)
+    def stream(self, question, history=None, *, script="auto", k=None, doc_ids=None):
+        answer = self.ask(question, history, script=script, k=k, doc_ids=doc_ids)
         text = answer.text or ""
         for i in range(0, len(text), 8):
             if self.delay_s:

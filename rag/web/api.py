@@ -138,6 +138,8 @@ class AskRequest(BaseModel):
                                           "max_history_turns are used")
     script: Literal["auto", "hans", "hant"] = Field(
         default="auto", description="auto: the question's script; hans: Simplified; hant: Traditional")
+    doc_ids: list[str] | None = Field(
+        default=None, description="answer from these documents only (ids from GET /api/documents); default: all")
 
 
 class FeedbackRequest(BaseModel):
@@ -175,6 +177,12 @@ def engine_name(pipeline: Pipeline) -> str:
 def citation_record(c: dict[str, Any]) -> dict[str, Any]:
     """What a feedback row keeps of a citation: where it points and what it quotes."""
     return {k: c.get(k) for k in CITATION_KEYS}
+
+
+def document_card(pipeline: Pipeline, doc_id: str) -> dict[str, Any]:
+    """How the API names a document: its id, title, kind and date (from its metadata)."""
+    meta = pipeline.index.domain.meta(doc_id)
+    return {"id": doc_id, "title": meta.title, "kind": meta.kind, "date": meta.date}
 
 
 def warm_up(pipeline: Pipeline) -> float:
@@ -312,7 +320,7 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None, *, feedback
         in_flight[0] += 1
         try:
             answer = await anyio.to_thread.run_sync(
-                lambda: pipeline.ask(question, history, script=body.script), limiter=slot())
+                lambda: pipeline.ask(question, history, script=body.script, doc_ids=body.doc_ids), limiter=slot())
         finally:
             in_flight[0] -= 1
         answer_id = request_id()
@@ -346,13 +354,17 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None, *, feedback
                 "chunks": len(index.chunks), "warmed_up": app.state.warm, "feedback_queued": feedback.pending,
                 "settings_hash": settings.fingerprint()}
 
+    @app.get("/api/documents", summary="The documents of the corpus: id, title, kind, date")
+    async def documents() -> list[dict[str, Any]]:
+        return [document_card(pipeline, d) for d in pipeline.index.documents]
+
     @app.get("/api/documents/{doc_id}", summary="One cleaned document (the text every offset points into)")
     async def document(doc_id: str) -> dict[str, Any]:
         doc = pipeline.index.documents.get(doc_id)
         if doc is None:
             raise HTTPException(404, f"no document {doc_id!r}; known: {sorted(pipeline.index.documents)[:20]} "
                                      "(找不到该文件)")
-        return {"id": doc.id, "title": doc.title, "text": doc.text}
+        return document_card(pipeline, doc_id) | {"text": doc.text}
 
     # --- the API docs: Swagger UI from local files (the default page loads it from a CDN) -----------------
     app.mount(DOCS_ASSETS, StaticFiles(directory=str(DOCS_FILES)), name="docs-assets")

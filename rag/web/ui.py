@@ -135,6 +135,18 @@ def example_questions(pipeline: Pipeline) -> dict[str, tuple[str, ...]]:
     return {"示例": tuple(f"“{t}”是什么？" for t in quoted) or ("这份文件主要讲了什么？",)}
 
 
+ALL_DOCUMENTS = "__all__"
+
+
+def document_choices(pipeline: Pipeline) -> list[tuple[str, str]]:
+    """The document scope menu: all documents, then each one with its date, newest first."""
+    domain = pipeline.index.domain
+    docs = sorted(pipeline.index.documents, key=lambda d: (domain.meta(d).date, d), reverse=True)
+    label = lambda d: f"{domain.meta(d).title}" + (f"（{domain.meta(d).date}）" if domain.meta(d).date and  # noqa: E731
+                                                     domain.meta(d).date[:4] not in domain.meta(d).title else "")
+    return [(f"全部文件（{len(docs)} 份）", ALL_DOCUMENTS)] + [(label(d), d) for d in docs]
+
+
 def build_ui(pipeline: Pipeline, settings: Settings, feedback_store: FeedbackStore,
              limiter: RateLimiter) -> gr.Blocks:
     """The chat page; events are queued with `chat_concurrency` workers and a bounded queue."""
@@ -143,7 +155,9 @@ def build_ui(pipeline: Pipeline, settings: Settings, feedback_store: FeedbackSto
     footer0 = render.footer_html(engine, pipeline.embedder.name, pipeline.embedder.notice)
     settings_hash = settings.fingerprint()
 
-    def respond(message: str, messages: list, turns: list, script: str,
+    choices = document_choices(pipeline)
+
+    def respond(message: str, messages: list, turns: list, script: str, scope: str,
                 request: gr.Request) -> Iterator[tuple]:
         """Stream one answer into the chat; outputs: textbox, chatbot, messages, turns, sources, footer, status."""
         messages, turns = list(messages or []), list(turns or [])
@@ -177,7 +191,8 @@ def build_ui(pipeline: Pipeline, settings: Settings, feedback_store: FeedbackSto
         answer: Answer | None = None
         partial = ""
         try:
-            for event in pipeline.stream(question, history, script=script or "auto"):
+            doc_ids = [scope] if scope and scope != ALL_DOCUMENTS and scope in documents else None
+            for event in pipeline.stream(question, history, script=script or "auto", doc_ids=doc_ids):
                 if event.delta:
                     partial += event.delta
                     messages[-1] = _message("assistant", render.streaming_message(partial))
@@ -264,6 +279,8 @@ def build_ui(pipeline: Pipeline, settings: Settings, feedback_store: FeedbackSto
                              elem_id="rag-question", autofocus=False)
             send = gr.Button("发送", variant="primary", scale=0, min_width=72, elem_id="rag-send")
         script = gr.Radio(SCRIPTS, value=settings.script, label="回答用字（自动：跟随提问）", elem_id="rag-script")
+        scope = gr.Dropdown(choices, value=ALL_DOCUMENTS, label="在哪些文件里找答案", elem_id="rag-scope",
+                            visible=len(choices) > 2, interactive=True)
         status = gr.HTML("", elem_id="rag-feedback-status", js_on_load=None, visible=False)
         with gr.Row(visible=False, elem_id="rag-reason-row", equal_height=True) as reason_row:
             reason = gr.Textbox(show_label=False, placeholder="可选：原因（例如：引用不对、没有回答问题）", scale=5,
@@ -280,7 +297,7 @@ def build_ui(pipeline: Pipeline, settings: Settings, feedback_store: FeedbackSto
         target = gr.State(None)
         chat_outputs = [box, chatbot, messages, turns, sources, footer, status]
         for trigger in (box.submit, send.click):
-            trigger(respond, [box, messages, turns, script], chat_outputs, show_progress="hidden")
+            trigger(respond, [box, messages, turns, script, scope], chat_outputs, show_progress="hidden")
         chatbot.like(on_like, [turns], [turns, target, status, reason_row], show_progress="hidden")
         for trigger in (reason.submit, reason_send.click):
             trigger(on_reason, [reason, turns, target], [reason, turns, status, reason_row], show_progress="hidden")
