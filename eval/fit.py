@@ -14,7 +14,10 @@ Method:
     on the development sets stays <= --max-false-refusals and whose refusal rate on CMRC fold 0 stays <=
     --max-cmrc-refusals. The final models are fitted on all rows.
 Writes config/fitted/select.json and config/fitted/answerable.json (LightGBM's text model, calibration,
-thresholds, provenance: sources with hashes, out-of-fold figures, versions, command).
+thresholds, provenance: sources with hashes, out-of-fold figures, versions, command), and config/fitted/support.json:
+the thresholds an LLM's claim needs (Chinese content-word coverage, English cosine), chosen for balanced accuracy on
+labelled pairs from the development sets' reference answers (a claim against its own gold evidence, and against
+another item's).
 """
 from __future__ import annotations
 
@@ -83,6 +86,7 @@ class Record:
     cands: list
     pipe: object  # the pipeline of its corpus (units, lexicon)
     resolved: bool = False  # answered from the structure or the conversation: answerability never sees it
+    item: dict | None = None  # the dataset line
 
 
 def overlaps(unit_norm: str, gold_norm: str) -> bool:
@@ -97,11 +101,11 @@ def overlaps(unit_norm: str, gold_norm: str) -> bool:
 def pipeline_for(source: Source, index_root: Path | None = None):
     from rag.pipeline import Pipeline
 
-    from .run import corpus_overrides
+    from .run import run_overrides
 
     index = str(index_root / source.name.replace("/", "-")) if index_root else None
     args = argparse.Namespace(corpus=str(source.corpus) if source.corpus else None, index=index, engine=None)
-    settings = build_settings(overrides=corpus_overrides(args, {}))
+    settings = build_settings(overrides=run_overrides(args, {}))
     return Pipeline.from_settings(settings, rebuild="auto", progress=lambda m: print(m, file=sys.stderr))
 
 
@@ -128,7 +132,7 @@ def collect(source: Source, limit: int | None = None, index_root: Path | None = 
             np.array([any(g in normalize(c.chunk.text) for g in gold) for c in cands], dtype=bool),
             np.array([len(u.text) for u in units]), len(hits[0].chunk.text) if hits else 0, q, hits, cands, pipe,
             pipe.extractive.resolve(Evidence(q, tuple(select.score(cands, None, np.zeros(len(cands)))), (),
-                                             tuple(hits))) is not None))
+                                             tuple(hits))) is not None, item))
     print(f"{source.name}: {len(records)} questions, {sum(len(r.cands) for r in records)} candidates",
           file=sys.stderr)
     return records
@@ -254,6 +258,47 @@ def choose_threshold(p: np.ndarray, records: list[Record], max_frr: float, max_c
             "oof_refusal_cmrc": round(float(np.mean(p[~dev] < t)), 4) if (~dev).any() else None}
 
 
+def support_pairs(records: list[Record]) -> dict[str, tuple[list[float], list[int]]]:
+    """Labelled (claim, passage) pairs from the development sets' reference answers: a claim of an item's reference
+    answer against the item's own gold evidence (supported) and against the gold evidence of the next item of the
+    same set (not supported). Scored the way verification scores them: Chinese content-word coverage, English
+    cosine."""
+    from rag.llm_engine import LLMEngine
+    from rag.verify import claims_of
+
+    dev = [r for r in records if not r.source.startswith("cmrc") and r.answerable and r.item
+           and r.item.get("reference_answer") and r.item.get("gold_evidence")]
+    out: dict[str, tuple[list[float], list[int]]] = {"zh": ([], []), "en": ([], [])}
+    for r, other in zip(dev, dev[1:] + dev[:1]):
+        if other.source != r.source:
+            continue
+        english = r.item.get("lang") == "en"
+        engine = LLMEngine(type("B", (), {"name": "fit"})(), r.pipe.extractive, r.pipe.settings, r.pipe.queries)
+        support = engine.support(english)
+        own, foreign = " ".join(r.item["gold_evidence"]), " ".join(other.item["gold_evidence"])
+        for claim in claims_of(r.item["reference_answer"])[:3]:
+            scores, labels = out["en" if english else "zh"]
+            scores += [support(claim, own), support(claim, foreign)]
+            labels += [1, 0]
+    return out
+
+
+def support_thresholds(pairs: dict[str, tuple[list[float], list[int]]]) -> dict:
+    """Per language, the threshold with the best balanced accuracy on the labelled pairs."""
+    params = {}
+    for lang, (scores, labels) in pairs.items():
+        s, y = np.array(scores), np.array(labels)
+        best = (0.0, 0.5)
+        for t in np.unique(np.round(s, 3)):
+            acc = (np.mean(s[y == 1] >= t) + np.mean(s[y == 0] < t)) / 2 if len(set(y.tolist())) == 2 else 0.0
+            if acc > best[0]:
+                best = (float(acc), float(t))
+        params[f"{lang}_threshold"] = best[1]
+        params[f"{lang}_balanced_accuracy"] = round(best[0], 4)
+        params[f"{lang}_pairs"] = int(len(s))
+    return params
+
+
 def top1(records: list[Record], probs: list[np.ndarray]) -> float:
     """Share of answerable questions with gold in reach whose best-scored candidate's passage holds gold."""
     hits = [bool(r.chunk_gold[int(np.argmax(p))]) for r, p in zip(records, probs)
@@ -328,9 +373,12 @@ def main(argv: list[str] | None = None) -> int:
     ans = TreeModel(answerability.FEATURES, fit_classifier(xa, ya, wa).booster_.model_to_string(), ca, cb,
                     {**chosen, "oof_auc": auc(ya, pa), "lightgbm": CLASSIFIER})
 
+    support = support_thresholds(support_pairs(records))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     prov = provenance(sources, records, argv)
+    (out / "support.json").write_text(json.dumps({"kind": "thresholds", "params": support, "_provenance": prov},
+                                                 ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     (out / "select.json").write_text(json.dumps(unit.to_json(_provenance=prov), ensure_ascii=False, indent=1) + "\n",
                                      encoding="utf-8")
     (out / "answerable.json").write_text(json.dumps(ans.to_json(_provenance=prov), ensure_ascii=False, indent=1) + "\n",
@@ -338,7 +386,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"candidates: {len(y_units)} rows, out-of-fold AUC {unit.params['oof_auc']}, top-1 passage holds gold "
           f"{unit.params['oof_top1']}; policy {policy}")
     print(f"answerability: {len(ya)} questions, out-of-fold AUC {ans.params['oof_auc']}; {chosen}")
-    print(f"wrote {out / 'select.json'} and {out / 'answerable.json'}")
+    print(f"claim support: {support}")
+    print(f"wrote {out / 'select.json'}, {out / 'answerable.json'} and {out / 'support.json'}")
     return 0
 
 

@@ -402,6 +402,7 @@ def score(verdicts: Sequence[Verdict], *, seed: int = SEED, resamples: int = RES
 
 def summarize(rows: Iterable[Mapping[str, Any]], *, seed: int = SEED, resamples: int = RESAMPLES) -> dict[str, Any]:
     """The metrics of a run: every metric overall and by category (config is added by the runner)."""
+    rows = list(rows)
     verdicts = [judge(r) for r in rows]
     if not verdicts:
         raise ValueError("no result rows to score; the dataset is empty")
@@ -409,11 +410,39 @@ def summarize(rows: Iterable[Mapping[str, Any]], *, seed: int = SEED, resamples:
     out["error_ids"] = [v.id for v in verdicts if v.error]
     out["by_category"] = {cat: score([v for v in verdicts if v.category == cat], seed=seed, resamples=resamples)
                           for cat in sorted({v.category for v in verdicts})}
+    llm = llm_summary(rows)
+    if llm is not None:
+        out["llm"] = llm
     voices = sorted({v.voice for v in verdicts if v.voice})
     if voices:
         out["by_voice"] = {voice: score([v for v in verdicts if v.voice == voice], seed=seed, resamples=resamples)
                            for voice in voices}
     return out
+
+
+def llm_summary(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
+    """For a run with an LLM engine: the share of answers kept from the LLM, the fallbacks by reason, the claims
+    dropped, the "not covered" answers overridden (questions judged answerable), latency. None without an LLM."""
+    asked = [r for r in rows if not r.get("error") and r.get("verification")]
+    if not asked:
+        return None
+    kept = [r for r in asked if (r["verification"] or {}).get("outcome") == "accepted"]
+    reasons: dict[str, int] = {}
+    for r in asked:
+        v = r["verification"] or {}
+        if v.get("outcome") != "accepted":
+            reason = re.sub(r"“[^”]*”|\b[0-9.]+\b|[0-9]+", "…", str(v.get("reason") or r.get("notice") or "unknown"))
+            reasons[reason[:120]] = reasons.get(reason[:120], 0) + 1
+    claims = [c for r in asked for c in (r["verification"] or {}).get("claims") or []]
+    totals = sorted(float((r.get("timings_ms") or {}).get("total", 0.0)) for r in asked)
+    pick = lambda q: totals[min(len(totals) - 1, int(round(q * (len(totals) - 1))))]  # noqa: E731
+    return {"asked": len(asked), "kept_from_llm": len(kept), "kept_share": round(len(kept) / len(asked), 4),
+            "fallbacks_by_reason": dict(sorted(reasons.items(), key=lambda kv: -kv[1])),
+            "claims": len(claims), "claims_dropped": sum(c.get("action") == "dropped" for c in claims),
+            "claims_cited_by_verification": sum(c.get("action") == "cited" for c in claims),
+            "not_covered_overridden": sum("does not cover an answerable" in str((r["verification"] or {}).get("reason"))
+                                          for r in asked),
+            "latency_ms": {"p50": round(pick(0.5), 1), "p95": round(pick(0.95), 1)}}
 
 
 def passage_baseline(row: Mapping[str, Any]) -> dict[str, Any]:

@@ -149,7 +149,7 @@ def run_settings(overrides: Mapping[str, Any], out_dir: Path, *, base: Settings 
     return settings
 
 
-def corpus_overrides(args: argparse.Namespace, overrides: dict[str, Any]) -> dict[str, Any]:
+def run_overrides(args: argparse.Namespace, overrides: dict[str, Any]) -> dict[str, Any]:
     """--corpus, --index and --engine as setting overrides; another corpus gets an index folder of its own."""
     out = dict(overrides)
     if args.engine:
@@ -224,12 +224,15 @@ def run_config(pipeline, settings: Settings, dataset: Path, items: Sequence[Mapp
 
 
 def run_eval(pipeline, dataset: str | Path, out_dir: str | Path, *, limit: int | None = None,
-             progress: bool = True, seed: int = SEED, resamples: int = RESAMPLES) -> RunOutput:
+             progress: bool = True, seed: int = SEED, resamples: int = RESAMPLES,
+             expect_doc: str | None = None) -> RunOutput:
     """Evaluate `pipeline` on a dataset and write results.jsonl, metrics.json and the reports into out_dir."""
     from .report import write_report
 
     dataset, out_dir = Path(dataset), Path(out_dir)
     items = load_dataset(dataset)[: limit or None]
+    if expect_doc:
+        items = [{**i, "doc_id": i.get("doc_id") or expect_doc} for i in items]
     out_dir.mkdir(parents=True, exist_ok=True)
     results = out_dir / "results.jsonl"
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
@@ -263,6 +266,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--corpus", help="evaluate against another corpus (a folder of .txt/.md files, or one file); "
                                          "its index is built once under index/corpora/ and reused while fresh")
     parser.add_argument("--index", help="index folder for --corpus (default: index/corpora/<name>-<hash>)")
+    parser.add_argument("--expect-doc", help="the document every item of the dataset is about (its id), for "
+                                             "retrieval.doc_hit@1 in a corpus of several documents")
     parser.add_argument("--engine", help="answer engine: extractive (default), passage (the baseline: quote the top "
                                          "retrieved passage, never refuse), openai, transformers")
     parser.add_argument("--set", action="append", metavar="KEY=VALUE",
@@ -277,13 +282,14 @@ def main(argv: list[str] | None = None) -> int:
         from rag.pipeline import Pipeline
 
         load_dataset(args.dataset)  # a bad dataset fails before any model or index is loaded
-        settings = run_settings(corpus_overrides(args, parse_overrides(args.set)), out_dir)
+        settings = run_settings(run_overrides(args, parse_overrides(args.set)), out_dir)
         own_index = settings.index_dir == out_dir.resolve() / "index"
         if own_index:
             _say(f"indexing settings differ from the defaults: building the index under {settings.index_dir}")
         # a run's own index is rebuilt every time: the manifest does not record every indexing setting
         pipeline = Pipeline.from_settings(settings, rebuild="always" if own_index else "auto", progress=_say)
-        out = run_eval(pipeline, args.dataset, out_dir, limit=args.limit, progress=not args.quiet)
+        out = run_eval(pipeline, args.dataset, out_dir, limit=args.limit, progress=not args.quiet,
+                       expect_doc=args.expect_doc)
     except RagError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

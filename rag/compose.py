@@ -6,6 +6,7 @@ import functools
 import json
 import re
 from dataclasses import dataclass
+from typing import Any, Mapping
 
 from .domain import GENERIC_KIND, DocMeta, Domain
 from .settings import ROOT
@@ -31,6 +32,7 @@ class Draft:
     refused: bool = False
     engine: str = "extractive"
     notice: str = ""
+    verification: Mapping[str, Any] | None = None  # an LLM answer's claim-by-claim verification (rag.verify)
 
 
 def display(text: str, script: str) -> str:

@@ -1,173 +1,158 @@
-"""Answers written by an LLM (rag.llm backends), verified against the passages, with the extractive answer as
-the fallback for anything unverifiable: no valid citation, an unsupported sentence, an invented number or name,
-an endpoint that is down, slow or returns garbage."""
+"""Answers composed by an LLM (rag.llm backends) from the evidence the fitted selection chose, verified claim by
+claim (rag.verify), with the extractive answer as the fallback: an endpoint that is down, slow or returns garbage,
+an answer with no supported claim, a figure or quotation its evidence does not hold, a "not covered" for a question
+judged answerable. The LLM never decides on its own that the document is silent: answerability does."""
 from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
 from typing import Iterator
+
+import numpy as np
 
 from .answer import Evidence, ExtractiveEngine
 from .compose import Draft, display, doc_names
-from .domain import Domain
-from .units import bigrams as _bigrams
+from .conversation import State
 from .errors import LLMError, RagError
 from .prompts import render
+from .question import STOP
 from .settings import Settings
 from .text import CJK, normalize
-from .types import Citation, Hit
+from .types import Citation
+from .verify import Thresholds, complete_part, load_thresholds, verify
 
 log = logging.getLogger(__name__)
-LANGUAGE = {"hans": "简体中文", "hant": "繁體中文", "en": "English (quote the Chinese passages you rely on, in Chinese)"}
+LANGUAGE = {"hans": "简体中文", "hant": "繁體中文", "en": "English (keep the Chinese names of things in parentheses)"}
 _MARKER = re.compile(r"\[(\d{1,3})\]")
-_NOT_COVERED = re.compile(r"没有提到|沒有提到|未提及|没有提及|沒有提及|没有涉及|沒有涉及|没有说明|沒有說明|没有给出|沒有給出|"
-                          r"does not (say|mention|state|specify|give|cover)|doesn't (say|mention)|not (mentioned|stated|covered)", re.I)
-_NUMBER = re.compile(r"[0-9０-９]+(?:[.,][0-9]+)*\s*(?:%|％|亿|万|元|个|家|所|项|倍|周年|年|月|日|号)?|百分之[一二三四五六七八九十]+")
-_QUOTED = re.compile(r"[“「『\"《]([^”」』\"》]{2,30})[”」』\"》]")
 
 
-@dataclass(frozen=True)
-class Verdict:
-    """The outcome of verifying an LLM answer."""
-
-    ok: bool
-    reason: str
-    text: str = ""
-    citations: tuple[Citation, ...] = ()
-    refused: bool = False
-
-
-def passages_block(hits: list[Hit], script: str) -> str:
-    """The numbered passages the prompt shows, in the asker's script."""
-    return "\n".join(f"[{i}] {display(h.chunk.text, script)}" for i, h in enumerate(hits, start=1))
-
-
-def messages_for(question: str, hits: list[Hit], script: str, domain: Domain) -> list[dict[str, str]]:
-    """System + user messages of the grounded-answer prompt; the document is named by its metadata."""
-    meta = domain.meta(hits[0].chunk.doc_id if hits else None)
+def messages_for(question: str, cits: tuple[Citation, ...], script: str, domain) -> list[dict[str, str]]:
+    """System + user messages: the numbered evidence (in the asker's script) and the question."""
+    meta = domain.meta(cits[0].chunk.doc_id if cits else None)
     names = doc_names(meta, "hans", False)
     system = render("answer_system", language=LANGUAGE[script], scope=names["scope"], doc=names["doc"],
                     doc_en=meta.kind_en)
+    passages = "\n".join(f"[{c.n}] {display(c.quote, 'hans' if script == 'en' else script)}" for c in cits)
     return [{"role": "system", "content": system},
-            {"role": "user", "content": render("answer_user", passages=passages_block(hits, script), question=question)}]
-
-
-def _support(sentence: str, passage: str, script: str) -> float:
-    """Share of the sentence's Chinese bigrams found in the passage (English: of its Chinese runs)."""
-    body = normalize(_MARKER.sub("", sentence))
-    ptext = normalize(passage)
-    if script == "en":
-        runs = re.findall(f"[{CJK}]{{2,}}", body)
-        return 1.0 if not runs else sum(r in ptext for r in runs) / len(runs)
-    grams = [g for g in _bigrams(body) if re.match(f"[{CJK}]", g)]
-    if not grams:
-        return 1.0
-    have = set(_bigrams(ptext))
-    return sum(g in have for g in grams) / len(grams)
-
-
-def _best_unit(engine: ExtractiveEngine, hit: Hit, sentence: str):
-    rows = engine.uidx.within(hit.chunk)
-    if not rows:
-        return None
-    grams = set(_bigrams(normalize(_MARKER.sub("", sentence))))
-    units = [engine.uidx.units[i] for i in rows]
-    return max(units, key=lambda u: (len(grams & set(_bigrams(u.norm))), -u.start))
-
-
-def verify(text: str, hits: list[Hit], engine: ExtractiveEngine, settings: Settings, script: str) -> Verdict:
-    """Check an LLM answer against its passages; renumber its citations 1..n in order of first use."""
-    text = (text or "").strip()
-    if not text or len(text) > 4000 or not re.search(f"[{CJK}A-Za-z]", text):
-        return Verdict(False, "empty or unreadable answer")
-    allowed = normalize(" ".join(h.chunk.text for h in hits))
-    for number in _NUMBER.findall(_MARKER.sub(" ", text)):
-        n = normalize(number)
-        if n and n not in allowed:
-            return Verdict(False, f"states {number.strip()!r}, which no passage contains")
-    for quoted in _QUOTED.findall(text):
-        if normalize(quoted) not in allowed and re.search(f"[{CJK}]", quoted):
-            return Verdict(False, f"quotes “{quoted}”, which no passage contains")
-    sentences = [s for s in re.split(r"(?<=[。！？!?；;\n])|(?<=\.)\s+", text) if s.strip()]
-    order: dict[int, int] = {}
-    citations: list[Citation] = []
-    for sentence in sentences:
-        for m in _MARKER.finditer(sentence):
-            k = int(m.group(1))
-            if not 1 <= k <= len(hits):
-                log.warning("dropped out-of-range citation [%d] (passages: %d)", k, len(hits))
-                continue
-            said_not = bool(_NOT_COVERED.search(sentence))  # "the speech does not say X; it only says …[k]"
-            if not said_not and _support(sentence, hits[k - 1].chunk.text, script) < settings.support_threshold:
-                return Verdict(False, f"sentence citing [{k}] is not supported by that passage")
-            if k not in order:
-                unit = _best_unit(engine, hits[k - 1], sentence)
-                if unit is None:
-                    continue
-                order[k] = len(order) + 1
-                citations.append(Citation(order[k], hits[k - 1].chunk, unit.text, unit.start, unit.end))
-
-    def renumber(m: re.Match) -> str:
-        k = int(m.group(1))
-        return f"[{order[k]}]" if k in order else ""
-
-    cleaned = _MARKER.sub(renumber, text).strip()
-    refused = bool(_NOT_COVERED.search(cleaned))
-    if not citations and not refused:
-        return Verdict(False, "no valid citation")
-    return Verdict(True, "verified", cleaned, tuple(citations), refused)
+            {"role": "user", "content": render("answer_user", passages=passages, question=question)}]
 
 
 class LLMEngine:
-    """An LLM backend behind the answer-engine protocol, verified, falling back to the extractive engine."""
+    """An LLM backend behind the answer-engine protocol: composes from the chosen evidence, verified."""
 
-    def __init__(self, backend, extractive: ExtractiveEngine, settings: Settings) -> None:
+    def __init__(self, backend, extractive: ExtractiveEngine, settings: Settings, embedder=None,
+                 thresholds: Thresholds | None = None) -> None:
         self.backend = backend
         self.extractive = extractive
         self.settings = settings
+        self.embedder = embedder
+        self._thresholds = thresholds
         self.name = backend.name
 
+    @property
+    def thresholds(self) -> Thresholds:
+        if self._thresholds is None:
+            self._thresholds = load_thresholds()
+        return self._thresholds
+
+    def evidence(self, ev: Evidence) -> tuple[Citation, ...]:
+        """The units the fitted selection chose, as numbered citations: what the LLM composes from."""
+        return self.extractive.answer(ev).citations
+
+    def support(self, english: bool):
+        """How well a passage supports a claim: Chinese content-word coverage, or (English) the embedder's cosine."""
+        if english and self.embedder is not None:
+            def cosine(claim: str, passage: str) -> float:
+                a = np.asarray(self.embedder.embed_query(claim))
+                b = np.asarray(self.embedder.embed_documents([passage])[0])
+                return float(a @ b)
+            return cosine
+        from .verify import coverage
+
+        segment = self.extractive.lexicon.segment
+        return lambda claim, passage: coverage(claim, passage, segment, STOP)
+
     def answer(self, ev: Evidence) -> Draft:
-        q, hits = ev.question, list(ev.hits)
+        cits = self.evidence(ev)
+        if not cits:
+            return self._fallback(ev, "no evidence to compose from")
         try:
-            raw = self.backend.complete(messages_for(q.text, hits, q.script, self.extractive.domain))
+            raw = self.backend.complete(messages_for(ev.question.text, cits, ev.question.script, self.extractive.domain))
         except (LLMError, RagError) as exc:
             return self._fallback(ev, f"LLM unavailable: {exc}")
-        return self.finish(raw, ev)
+        return self.finish(raw, ev, cits)
 
     def stream(self, ev: Evidence) -> Iterator[str | Draft]:
-        """Yields text pieces as the LLM writes them, then the verified Draft (or the extractive fallback)."""
-        pieces: list[str] = []
+        """Verified text pieces as the LLM writes them (each complete claim once it passes verification, in the
+        model's numbering), then the verified Draft (renumbered: it replaces what was streamed) or the fallback."""
+        cits = self.evidence(ev)
+        if not cits:
+            yield self._fallback(ev, "no evidence to compose from")
+            return
+        raw, shown = "", ""
         try:
-            for piece in self.backend.stream(messages_for(ev.question.text, list(ev.hits), ev.question.script,
+            for piece in self.backend.stream(messages_for(ev.question.text, cits, ev.question.script,
                                                          self.extractive.domain)):
-                pieces.append(piece)
-                yield piece
+                raw += piece
+                done = complete_part(raw)
+                if len(done) > len(shown):
+                    text, verification = self._verify(done, ev, cits)
+                    if verification.outcome == "accepted" and text.startswith(shown) and len(text) > len(shown):
+                        yield text[len(shown):]
+                        shown = text
         except (LLMError, RagError) as exc:
             yield self._fallback(ev, f"LLM unavailable: {exc}")
             return
-        yield self.finish("".join(pieces), ev)
+        yield self.finish(raw, ev, cits)
 
-    def finish(self, raw: str, ev: Evidence) -> Draft:
-        verdict = verify(raw, list(ev.hits), self.extractive, self.settings, ev.question.script)
-        if not verdict.ok:
-            return self._fallback(ev, f"LLM answer rejected: {verdict.reason}")
-        return Draft(verdict.text, verdict.citations, refused=verdict.refused, engine=self.name)
+    def known(self, cits: tuple[Citation, ...]) -> str:
+        """What an answer may name beyond its evidence: the cited documents' titles and bylines."""
+        metas = [self.extractive.domain.meta(c.chunk.doc_id) for c in cits]
+        return " ".join(f"{m.title} {m.speaker} {m.role} {m.place}" for m in {m.doc_id: m for m in metas}.values())
 
-    def _fallback(self, ev: Evidence, reason: str) -> Draft:
+    def _verify(self, raw: str, ev: Evidence, cits: tuple[Citation, ...]):
+        q = ev.question
+        english = q.script == "en"
+        return verify(raw, [c.quote for c in cits], question_norm=q.norm, english=english, answerable=True,
+                      support=self.support(english), thresholds=self.thresholds,
+                      segment=self.extractive.lexicon.segment, stop=STOP, known=self.known(cits))
+
+    def finish(self, raw: str, ev: Evidence, cits: tuple[Citation, ...]) -> Draft:
+        """The verified answer, its citations renumbered in order of use, or the extractive fallback."""
+        text, verification = self._verify(raw, ev, cits)
+        if verification.outcome != "accepted":
+            return self._fallback(ev, f"LLM answer rejected: {verification.reason}", verification.to_json())
+        order: dict[int, int] = {}
+        for k in (int(m) for m in _MARKER.findall(text)):
+            if 1 <= k <= len(cits) and k not in order:
+                order[k] = len(order) + 1
+        renumbered = _MARKER.sub(lambda m: f"[{order[int(m.group(1))]}]" if int(m.group(1)) in order else "", text)
+        used = tuple(Citation(order[k], cits[k - 1].chunk, cits[k - 1].quote, cits[k - 1].start, cits[k - 1].end)
+                     for k in sorted(order, key=order.get))
+        return Draft(renumbered.strip(), used, engine=self.name, verification=verification.to_json())
+
+    def _fallback(self, ev: Evidence, reason: str, verification: dict | None = None) -> Draft:
         log.warning("%s; using the extractive answer", reason)
         draft = self.extractive.answer(ev)
         return Draft(draft.text, draft.citations, draft.refused, engine=f"extractive (fallback from {self.name})",
-                     notice=reason)
+                     notice=reason, verification=verification or {"outcome": "fallback", "reason": reason,
+                                                                  "claims": []})
 
-    def condense(self, question: str, history: list[tuple[str, str]]) -> str | None:
-        """A standalone rewrite of a follow-up question, or None when the LLM fails."""
+    def condense(self, question: str, history: list[tuple[str, str]], state: State | None = None) -> str | None:
+        """A standalone rewrite of a follow-up, given the conversation's state; kept only when every content word
+        of it comes from the question or the conversation (else None: the state's own resolution stands)."""
         convo = "\n".join(f"用户：{u}\n助手：{a}" for u, a in history[-3:])
+        topic = "、".join(state.topic) if state is not None and state.topic else "（无）"
         try:
-            out = self.backend.complete([{"role": "user", "content": render("condense", history=convo, question=question)}])
+            out = self.backend.complete([{"role": "user", "content": render(
+                "condense", history=convo, question=question, topic=topic)}])
         except (LLMError, RagError) as exc:
-            log.warning("condense failed (%s); using the heuristic merge", exc)
+            log.warning("condense failed (%s); the conversation's state resolves the follow-up", exc)
             return None
         out = (out or "").strip().splitlines()[0].strip() if (out or "").strip() else ""
-        return out if 2 <= len(out) <= 300 else None
+        if not 2 <= len(out) <= 300:
+            return None
+        said = normalize(question + " " + convo)
+        words = [w for w in self.extractive.lexicon.segment(normalize(out)) if len(w) >= 2 and w not in STOP
+                 and re.search(f"[{CJK}]", w)]
+        return out if all(w in said for w in words) else None

@@ -83,10 +83,12 @@ class PassageEngine:
 
 @dataclass(frozen=True)
 class StreamEvent:
-    """One step of a streamed answer: text to append, and on the last event the complete Answer."""
+    """One step of a streamed answer: text to append (`delta`), the quoted answer shown at once while an LLM
+    composes (`quoted`), and on the last event the complete, authoritative Answer (`answer`)."""
 
     delta: str = ""
     answer: Answer | None = None
+    quoted: Answer | None = None
 
 
 @dataclass(frozen=True)
@@ -121,7 +123,8 @@ class Pipeline:
         if settings.answer_engine == "passage":
             self.engine = PassageEngine()
         else:
-            self.engine = self.extractive if backend is None else LLMEngine(backend, self.extractive, settings)
+            self.engine = self.extractive if backend is None else LLMEngine(backend, self.extractive, settings,
+                                                                            embedder=cached)
 
     @classmethod
     def from_settings(cls, settings: Settings, *, rebuild: str = "auto",
@@ -143,15 +146,19 @@ class Pipeline:
 
     def stream(self, question: str, history: History | None = None, *, script: str = "auto",
                k: int | None = None, doc_ids: Sequence[str] | None = None) -> Iterator[StreamEvent]:
-        """Answer one question as a stream of text deltas; the last event carries the full Answer, whose
-        text is authoritative (an LLM answer that fails verification is replaced by the extractive one)."""
+        """Answer one question as a stream. With an LLM: first the quoted (extractive) answer at once
+        (`quoted`), then the LLM's text pieces as it writes them (`delta`, unverified), then the authoritative
+        Answer (`answer`: the verified LLM answer, or the quoted one when verification or the model fails).
+        Without one: the answer's text as one delta, then the Answer."""
         prepared = self.prepare(question, history, script, k, doc_ids)
-        if isinstance(prepared, Answer) or not hasattr(self.engine, "stream") or not prepared.verdict.answerable:
+        if isinstance(prepared, Answer) or not isinstance(self.engine, LLMEngine) or not prepared.verdict.answerable:
             answer = prepared if isinstance(prepared, Answer) else self._finish(prepared)
             if answer.text:
                 yield StreamEvent(delta=answer.text)
             yield StreamEvent(answer=answer)
             return
+        yield StreamEvent(quoted=self._answer(prepared.evidence, self.extractive.answer(prepared.evidence),
+                                              prepared.verdict, prepared.t0, prepared.t1))
         draft = None
         for piece in self.engine.stream(prepared.evidence):
             if isinstance(piece, str):
@@ -176,6 +183,19 @@ class Pipeline:
         want = script if script in ("hans", "hant") else self.settings.script
         return replace(q, script=want) if want in ("hans", "hant") and q.script != "en" else q
 
+    def condense(self, q: Question) -> Question:
+        """A follow-up the conversation's state cannot resolve (it refers back and the state carries no topic),
+        rewritten by the LLM as a standalone question and analysed in its place; the asker's own words, script and
+        conversation are kept. Without an LLM, or when the rewrite brings words from outside the conversation,
+        the question stands as analysed."""
+        if not isinstance(self.engine, LLMEngine) or not (q.refers_back and q.history) or q.context or q.topic_span:
+            return q
+        text = self.engine.condense(q.text, list(q.history), q.state)
+        if not text:
+            return q
+        rewritten = analyse(text, (), self.lexicon)
+        return replace(rewritten, raw=q.raw, script=q.script, history=q.history, state=q.state)
+
     def rank(self, q: Question, hits: list[Hit]) -> list[select.Candidate]:
         """The units of the first passages, scored by the fitted model, best first."""
         vector = self.queries.embed_query(q.query) if q.query else None
@@ -195,7 +215,7 @@ class Pipeline:
                 doc_ids: Sequence[str] | None = None) -> "Answer | Prepared":
         """Validate and analyse, retrieve, score the candidates, decide whether the passages answer."""
         t0 = time.perf_counter()
-        q = self.analyse(question, history, script)
+        q = self.condense(self.analyse(question, history, script))
         k = k or self.settings.top_k
         doc_ids = self.check_documents(doc_ids)
         if isinstance(self.engine, PassageEngine):  # the baseline: the raw question's top passage, whatever it asks
@@ -246,6 +266,7 @@ class Pipeline:
         notice = "; ".join(n for n in (draft.notice, self.embedder.notice) if n)
         cits = tuple(self.structure.source(c) for c in draft.citations)
         return Answer(question=ev.question.raw, text=draft.text, refused=draft.refused, citations=cits,
+                      verification=draft.verification,
                       hits=ev.hits, engine=draft.engine, embedder=self.embedder.name,
                       timings_ms={"retrieve": (t1 - t0) * 1e3, "answer": (t2 - t1) * 1e3, "total": (t2 - t0) * 1e3},
                       script=ev.question.script, notice=notice, answerability=verdict,

@@ -367,7 +367,9 @@ def analyse(text: str, history, lexicon: Lexicon, *, state=None, with_parts: boo
     history = tuple((str(u), str(a)) for u, a in (history or ()))
     raw = text
     text, injected = strip_injection(" ".join(_MARKUP.sub(" ", text).split()))
-    script = detect_script(text or raw)
+    # a question with no words (emoji, punctuation, bare markup) is answered in the page's language, not English
+    wordless = not re.search(f"[{CJK}]", text) and len(re.findall(r"[A-Za-z]{2,}", text)) < 2
+    script = "hans" if wordless else detect_script(text)
     norm = full_years(normalize(to_simplified_question(text)))
     # English is matched with its spaces (normalize removes them); Chinese in its normalised form
     shape = f"{norm} {' '.join(text.lower().split())}" if script == "en" else norm

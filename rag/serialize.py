@@ -39,6 +39,7 @@ def answer_to_dict(answer: Answer, id: str | None = None) -> dict[str, Any]:
         "script": answer.script,
         "notice": answer.notice,
         "retrieval_query": answer.retrieval_query,
+        "verification": answer.verification,
     }
     a = answer.answerability
     out["answerability"] = None if a is None else {"answerable": a.answerable, "score": round(a.score, 4),

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Any, Mapping
 
 
 @dataclass(frozen=True)
@@ -81,3 +81,4 @@ class Answer:
     notice: str = ""
     answerability: Answerability | None = None
     retrieval_query: str = ""
+    verification: Mapping[str, Any] | None = None  # an LLM answer's verification: claims, support, action

@@ -100,8 +100,12 @@ def test_docs_work_offline(client):
 def test_document_route(client, pipeline):
     doc = next(iter(pipeline.index.documents.values()))
     r = client.get(f"/api/documents/{doc.id}")
-    assert r.status_code == 200 and r.json() == {"id": doc.id, "title": "温州市科技局局长顾威讲话", "kind": "讲话",
-                                                 "date": "2023", "text": doc.text}  # the title from its metadata file
+    data = r.json()
+    outline = data.pop("outline")
+    assert r.status_code == 200 and data == {"id": doc.id, "title": "温州市科技局局长顾威讲话", "kind": "讲话",
+                                             "date": "2023", "text": doc.text}  # the title from its metadata file
+    parts = [n for n in outline if n["kind"] == "part"]  # the outline the 原文 view shows as a table of contents
+    assert len(parts) == 3 and all(doc.text[n["head_start"]:n["head_end"]] == n["title"] for n in parts)
     listed = client.get("/api/documents").json()
     assert listed == [{"id": doc.id, "title": "温州市科技局局长顾威讲话", "kind": "讲话", "date": "2023"}]
     data = error_shape(client.get("/api/documents/no-such-doc"), 404)

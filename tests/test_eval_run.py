@@ -347,7 +347,7 @@ def test_engine_passage_quotes_the_top_passage_and_never_refuses(tmp_path, own_c
 def test_corpus_index_defaults_to_a_folder_of_its_own(tmp_path):
     def index_of(corpus, index=None, engine=None):
         args = argparse.Namespace(corpus=str(corpus) if corpus else None, index=index, engine=engine)
-        return run.corpus_overrides(args, {}).get("index_dir")
+        return run.run_overrides(args, {}).get("index_dir")
 
     report = tmp_path / "gov-work-report-2019.txt"
     folder = index_of(report)
@@ -357,5 +357,5 @@ def test_corpus_index_defaults_to_a_folder_of_its_own(tmp_path):
     assert index_of(report, index=str(tmp_path / "mine")) == (tmp_path / "mine").resolve()
     assert index_of(None) is None and index_of(None, index=str(tmp_path / "i")) == (tmp_path / "i").resolve()
     args = argparse.Namespace(corpus=str(report), index=None, engine="passage")
-    assert run.corpus_overrides(args, {"top_k": "3"}) == {
+    assert run.run_overrides(args, {"top_k": "3"}) == {
         "top_k": "3", "answer_engine": "passage", "corpus_dir": report.resolve(), "index_dir": folder}

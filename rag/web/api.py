@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import json
 import logging
 import re
 import time
@@ -17,10 +18,10 @@ from typing import Any, Literal
 
 import anyio
 from pathlib import Path
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
@@ -33,6 +34,7 @@ from ..pipeline import Pipeline, clean_question
 from ..serialize import answer_to_dict
 from ..settings import Settings
 from .ratelimit import RateLimiter
+from .sources import ORIGINAL, library_of, original_html, parse_marks
 
 log = logging.getLogger(__name__)
 
@@ -179,6 +181,11 @@ def citation_record(c: dict[str, Any]) -> dict[str, Any]:
     return {k: c.get(k) for k in CITATION_KEYS}
 
 
+def sse_frame(event: str, data: Any) -> str:
+    """One Server-Sent Event: its name and one line of JSON."""
+    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
 def document_card(pipeline: Pipeline, doc_id: str) -> dict[str, Any]:
     """How the API names a document: its id, title, kind and date (from its metadata)."""
     meta = pipeline.index.domain.meta(doc_id)
@@ -301,34 +308,80 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None, *, feedback
         return slots[loop_id]
 
     # --- routes -------------------------------------------------------------------------------------------
-    @app.post("/api/ask", dependencies=[Depends(rate_limited)], summary="Answer one question",
-              responses={413: {"description": "question too long"}, 422: {"description": "empty question or bad "
-                                                                                          "request"},
-                         429: {"description": "rate limited (see Retry-After)"}})
-    async def ask(body: AskRequest) -> JSONResponse:
-        """The answer JSON (`answer` is null and `refused` true when the document has no answer)."""
+    def checked(body: AskRequest) -> tuple[str, list]:
+        """The cleaned question and capped history; empty → 422, too long → 413, too many waiting → 503."""
         question = clean_question(body.question, 1 << 30)  # empty → InputError → 422; length checked next
         if len(question) > settings.max_question_chars:
-            return JSONResponse(error_body(
-                f"the question has {len(question)} characters; the limit is {settings.max_question_chars} "
-                f"(问题过长：{len(question)} 字，上限 {settings.max_question_chars} 字)", 413), status_code=413)
-        history = [[u, a or ""] for u, a in body.history[-settings.max_history_turns:]] \
-            if settings.max_history_turns else []
+            raise HTTPException(413, f"the question has {len(question)} characters; the limit is "
+                                     f"{settings.max_question_chars} (问题过长：{len(question)} 字，上限 "
+                                     f"{settings.max_question_chars} 字)")
         if in_flight[0] >= max_in_flight:
             raise HTTPException(503, "the server is busy; retry in a few seconds (服务器繁忙，请稍后再试)",
                                 headers={"Retry-After": "2"})
+        history = [[u, a or ""] for u, a in body.history[-settings.max_history_turns:]] \
+            if settings.max_history_turns else []
+        return question, history
+
+    def remember(answer, answer_id: str) -> dict[str, Any]:
+        data = answer_to_dict(answer, answer_id)
+        recent[answer_id] = data
+        while len(recent) > 1000:
+            recent.popitem(last=False)
+        return data
+
+    ask_errors = {413: {"description": "question too long"}, 422: {"description": "empty question or bad request"},
+                  429: {"description": "rate limited (see Retry-After)"}, 503: {"description": "busy"}}
+
+    @app.post("/api/ask", dependencies=[Depends(rate_limited)], summary="Answer one question",
+              responses=ask_errors)
+    async def ask(body: AskRequest) -> JSONResponse:
+        """The answer JSON (`answer` is null and `refused` true when the document has no answer)."""
+        question, history = checked(body)
         in_flight[0] += 1
         try:
             answer = await anyio.to_thread.run_sync(
                 lambda: pipeline.ask(question, history, script=body.script, doc_ids=body.doc_ids), limiter=slot())
         finally:
             in_flight[0] -= 1
+        return JSONResponse(remember(answer, request_id()))
+
+    @app.post("/api/ask/stream", dependencies=[Depends(rate_limited)], response_class=StreamingResponse,
+              summary="Answer one question as Server-Sent Events", responses=ask_errors)
+    async def ask_stream(body: AskRequest) -> StreamingResponse:
+        """`text/event-stream`. Events, in order: `quoted` (with an LLM: the extractive answer JSON, shown at once
+        as quoted text), `delta` ({"text"}: each verified piece of the composed answer, in the model's numbering),
+        `citations` ({"citations"}: the final answer's), `final` (the answer JSON, as /api/ask returns it: it
+        replaces what was streamed), or `error` ({"detail", "status", "request_id"}) if the answer fails midway."""
+        question, history = checked(body)
         answer_id = request_id()
-        data = answer_to_dict(answer, answer_id)
-        recent[answer_id] = data
-        while len(recent) > 1000:
-            recent.popitem(last=False)
-        return JSONResponse(data)
+        events = pipeline.stream(question, history, script=body.script, doc_ids=body.doc_ids)
+        in_flight[0] += 1
+
+        async def sse():
+            try:
+                while (event := await anyio.to_thread.run_sync(next, events, None, limiter=slot())) is not None:
+                    for name, data in sse_events(event, answer_id):
+                        yield sse_frame(name, data)
+            except RagError as exc:
+                yield sse_frame("error", error_body(str(exc), _status_of(exc)))
+            except Exception as exc:  # the headers are sent: the error goes in the stream
+                log.error("[request %s] unhandled %s in a stream", answer_id, type(exc).__name__, exc_info=exc)
+                yield sse_frame("error", error_body(f"内部错误，请稍后再试；请求编号 {answer_id} (internal error)", 500))
+            finally:
+                in_flight[0] -= 1
+
+        def sse_events(event, answer_id: str):
+            if event.quoted is not None:
+                yield "quoted", answer_to_dict(event.quoted, answer_id) | {"quoted": True}
+            if event.delta:
+                yield "delta", {"text": event.delta}
+            if event.answer is not None:
+                data = remember(event.answer, answer_id)
+                yield "citations", {"citations": data["citations"]}
+                yield "final", data
+
+        return StreamingResponse(sse(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
     @app.post("/api/feedback", status_code=202, dependencies=[Depends(rate_limited)],
               summary="👍/👎 on an answer given by /api/ask")
@@ -364,7 +417,24 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None, *, feedback
         if doc is None:
             raise HTTPException(404, f"no document {doc_id!r}; known: {sorted(pipeline.index.documents)[:20]} "
                                      "(找不到该文件)")
-        return document_card(pipeline, doc_id) | {"text": doc.text}
+        outline = [{"id": n.id, "kind": n.kind, "level": n.level, "title": n.title, "head_start": n.head_start,
+                    "head_end": n.head_end, "start": n.start, "end": n.end, "parent": n.parent, "how": n.how}
+                   for n in pipeline.index.outline if n.doc_id == doc_id and n.kind in ("section", "part", "passage")]
+        return document_card(pipeline, doc_id) | {"text": doc.text, "outline": outline}
+
+    library = library_of(pipeline)
+
+    @app.get("/api/documents/{doc_id}/view", response_class=HTMLResponse,
+             summary="The page's 原文 view of a document: its table of contents and text with spans marked")
+    async def document_view(doc_id: str, script: Literal["hans", "hant", "en", "orig"] = "hans",
+                            marks: str = Query("", max_length=2000, description="spans to mark: n:start-end,…"),
+                            current: int | None = None) -> HTMLResponse:
+        """An HTML fragment (every document string escaped) in the asker's script, or as written (`orig`)."""
+        doc = pipeline.index.documents.get(doc_id)
+        if doc is None:
+            raise HTTPException(404, f"no document {doc_id!r} (找不到该文件)")
+        shown = ORIGINAL if script == "orig" else script
+        return HTMLResponse(original_html(doc, library, parse_marks(marks, len(doc.text)), current, shown))
 
     # --- the API docs: Swagger UI from local files (the default page loads it from a CDN) -----------------
     app.mount(DOCS_ASSETS, StaticFiles(directory=str(DOCS_FILES)), name="docs-assets")

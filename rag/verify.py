@@ -1,0 +1,259 @@
+"""Verifying an LLM's answer claim by claim against the evidence it was given.
+
+An answer is split into claims (sentences; list numbering is not a claim). A claim is supported by the evidence it
+cites when its content words are found there (Chinese: coverage on Simplified text) or its meaning is close (English:
+the multilingual embedder's cosine), over thresholds fitted on labelled pairs (config/fitted/support.json). Every
+number it states (Arabic or Chinese numerals) must be in the cited evidence or in the question, every quotation
+verbatim in the evidence. An uncited claim takes the citation of the evidence that supports it best, when that
+clears the threshold; otherwise it is dropped. Every decision is recorded.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import re
+from dataclasses import asdict, dataclass
+from typing import Callable, Sequence
+
+from .errors import SettingsError
+from .fitted import FITTED
+from .text import CJK, normalize
+
+_MARKER = re.compile(r"\[(\d{1,3})\]")
+_SPLIT = re.compile(r"(?<=[。！？!?；;\n])|(?<=[.!?])\s+(?=[A-Z“\"(\[])")
+_LIST_NUMBER = re.compile(r"^\s*(?:[0-9]{1,2}[.、．)）]|[（(][0-9一二三四五六七八九十]{1,2}[）)]|[一二三四五六七八九十]{1,2}、|[-*•·]\s)\s*")
+_NOT_COVERED = re.compile(r"没有提到|沒有提到|未提及|没有提及|沒有提及|没有涉及|沒有涉及|没有说明|沒有說明|没有给出|沒有給出|并未|並未|"
+                          r"does not (say|mention|state|specify|give|cover|provide)|doesn't (say|mention|specify)|"
+                          r"not (mentioned|stated|covered|specified)|no (mention|information)", re.IGNORECASE)
+_QUOTED = re.compile(r"[“「『\"]([^”」』\"]{2,40})[”」』\"]")
+_ARABIC = re.compile(r"[0-9]+(?:[.,][0-9]+)*")
+_CN_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
+_CN_UNITS = {"十": 10, "百": 100, "千": 1000}
+# a Chinese numeral counts as a figure when a measure word or unit follows it (三块, 两次, 十四五 is a plan's name)
+_CN_NUMBER = re.compile(r"[零〇一二两三四五六七八九十百千]+(?=[个项块次条家所倍年月日周人名亿万千元%％点成大类])")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claim of an answer and what verification decided about it."""
+
+    text: str
+    cites: tuple[int, ...]  # evidence numbers it cites (1-based, valid ones)
+    support: float  # how well its cited evidence supports it (0..1)
+    action: str  # accepted | cited (an uncited claim given the best evidence) | dropped | kept (a statement of fact
+    #              about the document's silence or a heading) | rejected (a number, quote or silence claim fails)
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Verification:
+    """The whole answer's verification: its claims, and whether the answer is kept or replaced."""
+
+    claims: tuple[Claim, ...]
+    outcome: str  # accepted | fallback
+    reason: str = ""
+
+    def to_json(self) -> dict:
+        return {"outcome": self.outcome, "reason": self.reason, "claims": [asdict(c) for c in self.claims]}
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    zh: float  # content-word coverage a Chinese claim needs
+    en: float  # cosine an English claim needs
+
+
+def load_thresholds(folder=FITTED) -> Thresholds:
+    """config/fitted/support.json (python -m eval.fit)."""
+    path = folder / "support.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return Thresholds(float(data["params"]["zh_threshold"]), float(data["params"]["en_threshold"]))
+    except (OSError, ValueError, KeyError) as exc:
+        raise SettingsError(f"fitted support thresholds {path} are missing or unreadable ({exc}); refit with "
+                            "`python -m eval.fit`") from None
+
+
+def complete_part(text: str) -> str:
+    """The part of a text being written that ends at its last claim boundary ("" when no claim is complete yet):
+    what a stream can verify and show while the rest is still coming."""
+    ends = [m.start() for m in _SPLIT.finditer(text or "") if m.start() > 0]
+    return text[: ends[-1]] if ends else ""
+
+
+def claims_of(text: str) -> list[str]:
+    """The sentences of an answer, without list numbering; empty pieces dropped."""
+    out = []
+    for piece in _SPLIT.split(text or ""):
+        piece = _LIST_NUMBER.sub("", piece.strip())
+        if re.search(f"[{CJK}A-Za-z0-9]", piece):
+            out.append(piece)
+    return out
+
+
+def _cn_value(token: str) -> int | None:
+    """'三' → 3, '十四' → 14, '二十' → 20, '一百零五' → 105; None for anything else."""
+    total, current = 0, 0
+    for ch in token:
+        if ch in _CN_DIGITS:
+            current = _CN_DIGITS[ch]
+        elif ch in _CN_UNITS:
+            total += (current or 1) * _CN_UNITS[ch]
+            current = 0
+        else:
+            return None
+    return total + current
+
+
+def numbers_in(text: str) -> set[str]:
+    """The figures a text states, as canonical strings (Arabic digits; Chinese numerals before a unit converted)."""
+    found = {n.replace(",", "") for n in _ARABIC.findall(normalize(text))}
+    for m in _CN_NUMBER.finditer(normalize(text)):
+        value = _cn_value(m.group(0))
+        if value is not None:
+            found.add(str(value))
+    return found
+
+
+def _entity_words(text: str) -> set[str]:
+    """Names a Chinese text states: words jieba's tagger marks as a person, place, organisation or other proper noun."""
+    import jieba.posseg as pseg
+
+    from .text import _jieba
+
+    _jieba()
+    return {w.word for w in pseg.lcut(text) if len(w.word) >= 2 and w.flag[:2] in ("nr", "ns", "nt", "nz")}
+
+
+@functools.lru_cache(maxsize=1)
+def _syllables() -> frozenset[str]:
+    """Every toneless pinyin syllable (from pypinyin's table of CJK characters)."""
+    from pypinyin import Style, pinyin
+
+    chars = "".join(chr(c) for c in range(0x4E00, 0x9FA6))
+    return frozenset(s for group in pinyin(chars, style=Style.NORMAL, heteronym=True, errors="ignore") for s in group)
+
+
+def _is_pinyin(word: str) -> bool:
+    """Whether a Latin word splits into pinyin syllables ("Weilin" → wei+lin)."""
+    word, syl = word.lower(), _syllables()
+    ok = [True] + [False] * len(word)
+    for i in range(1, len(word) + 1):
+        ok[i] = any(ok[j] and word[j:i] in syl for j in range(max(0, i - 6), i))
+    return ok[-1]
+
+
+def _pinyin_of(text: str) -> str:
+    from pypinyin import lazy_pinyin
+
+    return "".join(lazy_pinyin(normalize(text))).lower()
+
+
+def _pinyin_runs(claim: str) -> list[str]:
+    """Runs of two or more capitalised words that are all pinyin ("Director Gu Weilin of" → "Gu Weilin")."""
+    runs, current = [], []
+    for word in re.findall(r"[A-Za-z]+|[^A-Za-z\s]+", claim) + [""]:
+        if word[:1].isupper() and word[1:].islower() and _is_pinyin(word):
+            current.append(word)
+            continue
+        if len(current) >= 2:
+            runs.append(" ".join(current))
+        current = []
+    return runs
+
+
+def names_not_held(claim: str, held: str) -> list[str]:
+    """Names a claim states that `held` (its evidence, the question, the document's title and byline) does not:
+    Chinese proper nouns (by the tagger) and Chinese runs, and romanised names (two or more capitalised pinyin
+    words, compared by sound)."""
+    held = normalize(held)
+    if re.search(f"[{CJK}]", claim) and not re.search("[A-Za-z]{3,}", claim):
+        return sorted(w for w in _entity_words(normalize(claim)) if w not in held)
+    bad = [r for r in re.findall(f"[{CJK}]{{2,}}", normalize(claim)) if r not in held]
+    sounds = _pinyin_of(held)
+    return bad + [run for run in _pinyin_runs(claim) if run.replace(" ", "").lower() not in sounds]
+
+
+def coverage(claim: str, evidence: str, segment: Callable[[str], list[str]], stop: frozenset[str]) -> float:
+    """Share of a Chinese claim's content words found in the evidence (verbatim, or every bigram of them)."""
+    words = [w for w in segment(normalize(_MARKER.sub("", claim))) if len(w) >= 2 and w not in stop
+             and re.search(f"[{CJK}]", w)]
+    if not words:
+        return 1.0
+    have = normalize(evidence)
+    grams = {have[i : i + 2] for i in range(len(have) - 1)}
+    found = sum(1 for w in words if w in have or all(w[i : i + 2] in grams for i in range(len(w) - 1)))
+    return found / len(words)
+
+
+_EN_FUNCTION = frozenset("the a an and or of to in on for with by from at as is are was were be been it its this that "
+                         "these those what which who when where why how does did do can will would about there their "
+                         "they speech document report says said mentions mentioned".split())
+
+
+def restates(answer_claims: Sequence[str], question_norm: str, segment, stop) -> bool:
+    """Whether an answer only restates the question: none of its content words is new."""
+    words = set()
+    for c in answer_claims:
+        body = _MARKER.sub("", c)
+        words |= {w for w in segment(normalize(body)) if len(w) >= 2 and w not in stop and re.search(f"[{CJK}]", w)}
+        words |= {w for w in re.findall(r"[a-z]{3,}", body.lower()) if w not in _EN_FUNCTION}
+    return not words or all(w in question_norm for w in words)
+
+
+def verify(text: str, evidence: Sequence[str], *, question_norm: str, english: bool, answerable: bool,
+           support: Callable[[str, str], float], thresholds: Thresholds, segment, stop,
+           known: str = "") -> tuple[str, Verification]:
+    """(the verified answer text with its citations renumbered as given, the decisions). `evidence`: the numbered
+    passages the model saw (1-based); `support(claim, passage)`: coverage (Chinese) or cosine (English); `known`:
+    names an answer may state beyond its evidence (the document's title and byline)."""
+    threshold = thresholds.en if english else thresholds.zh
+    claims, kept_text = [], []
+    raw_claims = claims_of(text)
+    if not raw_claims:
+        return "", Verification((), "fallback", "empty or unreadable answer")
+    substantive = [c for c in raw_claims if not _NOT_COVERED.search(c)]
+    if substantive and restates(substantive, question_norm, segment, stop):
+        return "", Verification((), "fallback", "the answer restates the question")
+    for claim in raw_claims:
+        cites = tuple(dict.fromkeys(int(k) for k in _MARKER.findall(claim) if 1 <= int(k) <= len(evidence)))
+        body = _MARKER.sub("", claim).strip()
+        if _NOT_COVERED.search(body):
+            if answerable:
+                return "", Verification(tuple(claims) + (Claim(body, cites, 0.0, "rejected", "says the document is "
+                                        "silent on a question judged answerable"),), "fallback",
+                                        "the model said the document does not cover an answerable question")
+            claims.append(Claim(body, cites, 1.0, "kept", "a statement of the document's silence"))
+            kept_text.append(claim)
+            continue
+        source = " ".join(evidence[k - 1] for k in cites)
+        allowed = numbers_in(source) | numbers_in(question_norm)
+        bad_numbers = sorted(numbers_in(body) - allowed)
+        if not cites:  # give it the evidence that supports it best, if any does enough
+            scores = [support(body, e) for e in evidence]
+            best = max(range(len(evidence)), key=lambda i: scores[i]) if evidence else None
+            if best is None or scores[best] < threshold:
+                claims.append(Claim(body, (), max(scores, default=0.0), "dropped", "no evidence supports it"))
+                continue
+            cites, source = (best + 1,), evidence[best]
+            bad_numbers = sorted(numbers_in(body) - (numbers_in(source) | numbers_in(question_norm)))
+            claim = f"{claim.rstrip()}[{best + 1}]"
+            action = "cited"
+        else:
+            action = "accepted"
+        score = support(body, source)
+        quotes = [q for q in _QUOTED.findall(body) if re.search(f"[{CJK}]", q) and normalize(q) not in normalize(source)]
+        names = names_not_held(body, f"{source} {question_norm} {known}")
+        if bad_numbers or quotes or names:
+            reason = f"states {bad_numbers[0]}, which its evidence does not" if bad_numbers else \
+                f"quotes “{quotes[0]}”, which its evidence does not hold" if quotes else \
+                f"names {names[0]}, which its evidence does not hold"
+            return "", Verification(tuple(claims) + (Claim(body, cites, score, "rejected", reason),), "fallback", reason)
+        if score < threshold:
+            claims.append(Claim(body, cites, score, "dropped", f"support {score:.2f} below {threshold:.2f}"))
+            continue
+        claims.append(Claim(body, cites, score, action))
+        kept_text.append(claim)
+    if not any(c.action in ("accepted", "cited") for c in claims):
+        return "", Verification(tuple(claims), "fallback", "no claim is supported by the evidence")
+    return "".join(kept_text) if not english else " ".join(kept_text), Verification(tuple(claims), "accepted")
