@@ -10,7 +10,7 @@ from typing import Callable
 
 from rag.domain import Domain, read_meta
 from rag.pipeline import StreamEvent, clean_history, clean_question
-from rag.types import Answer, Chunk, Citation, Document, Hit
+from rag.types import Answer, Answerability, Chunk, Citation, Document, Hit
 
 XSS = ("<script>alert('x')</script><img src=x onerror=alert(1)>[点我](http://evil.example/)"
        "![图](http://evil.example/a.png)${alert(2)}{{value}}")
@@ -47,11 +47,15 @@ FINANCE_QUOTE = "推廣應用“科創指數貸”,以金融活水賦能企業�
 HOSTILE_QUOTE = f"這一段引用了{XSS}這樣的文字。"
 
 
+OFF_TOPIC_TEXT = "这个问题超出了这篇讲话的范围，我只能回答与其内容有关的问题。"
+INJECTION_TEXT = "我只能根据讲话原文回答问题，不能更改回答规则、扮演其他角色或编造讲话中没有的信息。欢迎询问讲话的内容。"
+
+
 def _answer(question: str, text: str | None, refused: bool, citations: tuple[Citation, ...],
-            hits: tuple[Hit, ...], script: str = "hans") -> Answer:
+            hits: tuple[Hit, ...], script: str = "hans", verdict: Answerability | None = None) -> Answer:
     return Answer(question=question, text=text, refused=refused, citations=citations, hits=hits, engine="fake",
                   embedder="fake-embedder", timings_ms={"retrieve": 1.0, "answer": 1.0, "total": 2.0}, script=script,
-                  notice="")
+                  notice="", answerability=verdict)
 
 
 def hand_made_answer(question: str) -> Answer:
@@ -60,6 +64,11 @@ def hand_made_answer(question: str) -> Answer:
     if "利率" in question:  # not in the document: a refusal whose citations are only related passages
         cite = _cite(1, CHUNKS[0], SAFE, FINANCE_QUOTE)
         return _answer(question, "文件中没有提到科创指数贷的利率。文件只提到推广应用“科创指数贷”[1]。", True, (cite,), hits)
+    if "天气" in question:  # nothing in the documents is related: no passages at all
+        return _answer(question, OFF_TOPIC_TEXT, True, (), hits, verdict=Answerability(False, 0.2, off_topic=True))
+    if "忽略" in question:  # an injection: declined, and nothing is pointed to
+        return _answer(question, INJECTION_TEXT, True, (), hits,
+                       verdict=Answerability(False, 0.0, "request to change the rules or invent facts"))
     if "恶意" in question or "惡意" in question:
         cite = _cite(1, CHUNKS[2], HOSTILE, HOSTILE_QUOTE)
         return _answer(question, f"文件里有这样一段：{XSS}[1]", False, (cite,), hits)
@@ -106,3 +115,45 @@ class FakePipeline:
                 time.sleep(self.delay_s)
             yield StreamEvent(delta=text[i:i + 8])
         yield StreamEvent(answer=answer)
+
+
+def slow_openai(delay_s: float):
+    """A started fake OpenAI endpoint (tests/fake_openai.py) whose streamed pieces arrive `delay_s` apart, so a
+    browser can watch an LLM answer grow token by token; call .stop() when done."""
+    import json
+
+    from fake_openai import FakeOpenAI, _Handler, split_pieces
+
+    class SlowHandler(_Handler):
+        def _stream(self, fake, ident, created, model, text, *, trickle):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.end_headers()
+            for delta in [{"role": "assistant", "content": ""}] + [{"content": p} for p in split_pieces(text)] + [{}]:
+                chunk = {"id": ident, "object": "chat.completion.chunk", "created": created, "model": model,
+                         "choices": [{"index": 0, "delta": delta, "finish_reason": None if delta else "stop"}]}
+                self.wfile.write(b"data: " + json.dumps(chunk, ensure_ascii=False).encode("utf-8") + b"\n\n")
+                self.wfile.flush()
+                if fake.wait(delay_s):
+                    return
+            self.wfile.write(b"data: [DONE]\n\n")
+            self.wfile.flush()
+
+    class SlowOpenAI(FakeOpenAI):
+        def start(self):
+            import threading
+            from http.server import ThreadingHTTPServer
+
+            fake = self
+
+            class Handler(SlowHandler):
+                state = fake
+
+            self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+            self._server.daemon_threads = True
+            self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                            daemon=True)
+            self._thread.start()
+            return self
+
+    return SlowOpenAI().start()
