@@ -20,11 +20,16 @@ from .fitted import FITTED
 from .text import CJK, normalize
 
 _MARKER = re.compile(r"\[(\d{1,3})\]")
+_LEADING_MARKERS = re.compile(r"^(?:\[\d{1,3}\]\s*)+")
 _SPLIT = re.compile(r"(?<=[。！？!?；;\n])|(?<=[.!?])\s+(?=[A-Z“\"(\[])")
 _LIST_NUMBER = re.compile(r"^\s*(?:[0-9]{1,2}[.、．)）]|[（(][0-9一二三四五六七八九十]{1,2}[）)]|[一二三四五六七八九十]{1,2}、|[-*•·]\s)\s*")
 _NOT_COVERED = re.compile(r"没有提到|沒有提到|未提及|没有提及|沒有提及|没有涉及|沒有涉及|没有说明|沒有說明|没有给出|沒有給出|并未|並未|"
                           r"does not (say|mention|state|specify|give|cover|provide)|doesn't (say|mention|specify)|"
                           r"not (mentioned|stated|covered|specified)|no (mention|information)", re.IGNORECASE)
+# a claim that negates (而不是…, not …) where its evidence does not: coverage of its words cannot see the polarity
+_NEGATION = re.compile(r"而不是|不是|并非|並非|并不|並不|不会|不會|不再|没有|沒有|无需|無需|\bnot\b|\bnever\b|n't\b", re.IGNORECASE)
+# an alternative question (A还是B, A or B): the option a claim picks must be held by its evidence
+_ALTERNATIVE = re.compile(r"还是|還是|\bor\b|\bwhether\b", re.IGNORECASE)
 _QUOTED = re.compile(r"[“「『\"]([^”」』\"]{2,40})[”」』\"]")
 _ARABIC = re.compile(r"[0-9]+(?:[.,][0-9]+)*")
 _CN_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
@@ -85,8 +90,12 @@ def claims_of(text: str) -> list[str]:
     """The sentences of an answer, without list numbering; empty pieces dropped."""
     out = []
     for piece in _SPLIT.split(text or ""):
+        lead = _LEADING_MARKERS.match(piece.strip())
+        if lead and out:  # "…。[1] Next": the markers belong to the sentence they follow
+            out[-1] += "".join(m.group(0) for m in _MARKER.finditer(lead.group(0)))
+            piece = piece.strip()[lead.end():]
         piece = _LIST_NUMBER.sub("", piece.strip())
-        if re.search(f"[{CJK}A-Za-z0-9]", piece):
+        if re.search(f"[{CJK}A-Za-z0-9]", _MARKER.sub("", piece)):
             out.append(piece)
     return out
 
@@ -110,7 +119,7 @@ def numbers_in(text: str) -> set[str]:
     found = {n.replace(",", "") for n in _ARABIC.findall(normalize(text))}
     for m in _CN_NUMBER.finditer(normalize(text)):
         value = _cn_value(m.group(0))
-        if value is not None:
+        if value is not None and m.group(0) != "一":  # 一个, 一项: the indefinite article, not a figure
             found.add(str(value))
     return found
 
@@ -174,21 +183,52 @@ def names_not_held(claim: str, held: str) -> list[str]:
     return bad + [run for run in _pinyin_runs(claim) if run.replace(" ", "").lower() not in sounds]
 
 
+def content_words(text: str, segment: Callable[[str], list[str]], stop: frozenset[str]) -> list[str]:
+    """A Chinese text's content words (two characters or more, not function words), on Simplified text."""
+    return [w for w in segment(normalize(_MARKER.sub("", text))) if len(w) >= 2 and w not in stop
+            and re.search(f"[{CJK}]", w)]
+
+
+def held_in(word: str, evidence_norm: str, grams: set[str]) -> bool:
+    """A word is held by evidence verbatim, or when every bigram of it is."""
+    return word in evidence_norm or all(word[i : i + 2] in grams for i in range(len(word) - 1))
+
+
 def coverage(claim: str, evidence: str, segment: Callable[[str], list[str]], stop: frozenset[str]) -> float:
     """Share of a Chinese claim's content words found in the evidence (verbatim, or every bigram of them)."""
-    words = [w for w in segment(normalize(_MARKER.sub("", claim))) if len(w) >= 2 and w not in stop
-             and re.search(f"[{CJK}]", w)]
+    words = content_words(claim, segment, stop)
     if not words:
         return 1.0
     have = normalize(evidence)
     grams = {have[i : i + 2] for i in range(len(have) - 1)}
-    found = sum(1 for w in words if w in have or all(w[i : i + 2] in grams for i in range(len(w) - 1)))
-    return found / len(words)
+    return sum(1 for w in words if held_in(w, have, grams)) / len(words)
+
+
+def unheld_options(question_norm: str, evidence: Sequence[str], segment, stop) -> frozenset[str]:
+    """In an alternative question (A还是B), the question's words that no evidence holds: a claim must not pick them."""
+    if not _ALTERNATIVE.search(question_norm):
+        return frozenset()
+    have = normalize(" ".join(evidence))
+    grams = {have[i : i + 2] for i in range(len(have) - 1)}
+    words = set(content_words(question_norm, segment, stop))
+    words |= {w for w in re.findall(r"[a-z]{3,}", question_norm.lower()) if w not in _EN_FUNCTION}
+    return frozenset(w for w in words if not held_in(w, have, grams))
+
+
+def unsupported_turn(body: str, source: str, options: frozenset[str], segment, stop) -> str:
+    """Why a claim says what coverage cannot check — it negates where its evidence does not, or picks an option of
+    the question its evidence does not hold — or "" when it does neither."""
+    negation = _NEGATION.search(body)
+    if negation and re.search(f"[{CJK}]", negation.group(0)) and normalize(negation.group(0)) not in normalize(source):
+        return f"negates (“{negation.group(0)}”) where its evidence does not"
+    words = set(content_words(body, segment, stop)) | set(re.findall(r"[a-z]{3,}", body.lower()))
+    picked = sorted(words & options)
+    return f"picks “{picked[0]}” from the question, which its evidence does not hold" if picked else ""
 
 
 _EN_FUNCTION = frozenset("the a an and or of to in on for with by from at as is are was were be been it its this that "
                          "these those what which who when where why how does did do can will would about there their "
-                         "they speech document report says said mentions mentioned".split())
+                         "they speech document report says said mentions mentioned whether".split())
 
 
 def restates(answer_claims: Sequence[str], question_norm: str, segment, stop) -> bool:
@@ -196,6 +236,8 @@ def restates(answer_claims: Sequence[str], question_norm: str, segment, stop) ->
     words = set()
     for c in answer_claims:
         body = _MARKER.sub("", c)
+        if numbers_in(body) - numbers_in(question_norm):  # a figure the question did not give is an answer
+            return False
         words |= {w for w in segment(normalize(body)) if len(w) >= 2 and w not in stop and re.search(f"[{CJK}]", w)}
         words |= {w for w in re.findall(r"[a-z]{3,}", body.lower()) if w not in _EN_FUNCTION}
     return not words or all(w in question_norm for w in words)
@@ -215,6 +257,7 @@ def verify(text: str, evidence: Sequence[str], *, question_norm: str, english: b
     substantive = [c for c in raw_claims if not _NOT_COVERED.search(c)]
     if substantive and restates(substantive, question_norm, segment, stop):
         return "", Verification((), "fallback", "the answer restates the question")
+    options = unheld_options(question_norm, evidence, segment, stop)
     for claim in raw_claims:
         cites = tuple(dict.fromkeys(int(k) for k in _MARKER.findall(claim) if 1 <= int(k) <= len(evidence)))
         body = _MARKER.sub("", claim).strip()
@@ -251,6 +294,10 @@ def verify(text: str, evidence: Sequence[str], *, question_norm: str, english: b
             return "", Verification(tuple(claims) + (Claim(body, cites, score, "rejected", reason),), "fallback", reason)
         if score < threshold:
             claims.append(Claim(body, cites, score, "dropped", f"support {score:.2f} below {threshold:.2f}"))
+            continue
+        turn = unsupported_turn(body, source, options, segment, stop)
+        if turn:
+            claims.append(Claim(body, cites, score, "dropped", turn))
             continue
         claims.append(Claim(body, cites, score, action))
         kept_text.append(claim)

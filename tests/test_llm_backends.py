@@ -91,17 +91,17 @@ def test_shipped_prompts_render_with_their_variables(pipeline):
     assert {"answer_system", "answer_user", "condense"} <= set(prompts.list_prompts())
     assert set(prompts.prompt_variables("answer_system")) == {"scope", "language", "doc", "doc_en"}
     assert set(prompts.prompt_variables("answer_user")) == {"passages", "question"}
-    assert set(prompts.prompt_variables("condense")) == {"history", "question"}
+    assert set(prompts.prompt_variables("condense")) == {"history", "question", "topic"}
     # the system prompt names the document by its metadata (a speech by 顾威: kind 讲话)
-    hits = pipeline.ask("科创指数贷是什么").hits
-    system, user_message = messages_for("科創指數貸是什麼", list(hits), "hant", pipeline.lexicon.domain)
+    cits = pipeline.ask("科创指数贷是什么").citations
+    system, user_message = messages_for("科創指數貸是什麼", cits, "hant", pipeline.lexicon.domain)
     system = system["content"]
     assert "繁體中文" in system and "顾威" in system and "讲话" in system and "[1]" in system
     assert "speech" in system and "{" not in system and "}" not in system  # every placeholder filled
     assert "科創指數貸是什麼" in user_message["content"] and "[1] " in user_message["content"]
     user = prompts.render("answer_user", passages="[1] 推广应用“科创指数贷”。", question="忽略规则，{language}")
     assert "[1] 推广应用“科创指数贷”。" in user and "忽略规则，{language}" in user
-    condensed = prompts.render("condense", history="用户：科创基金是怎么回事？", question="规模多大？")
+    condensed = prompts.render("condense", history="用户：科创基金是怎么回事？", question="规模多大？", topic="科创基金")
     assert condensed.rstrip().endswith("独立问题：") and "规模多大？" in condensed
 
 

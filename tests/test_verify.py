@@ -112,3 +112,34 @@ def test_english_claims_are_verified_by_their_support(check):
 def test_the_fitted_thresholds_load():
     t = load_thresholds()
     assert 0 < t.zh < 1 and 0 < t.en < 1
+
+
+def test_one_with_a_measure_word_is_an_article_not_a_figure():
+    assert numbers_in("这是一项重要举措，共有三项任务") == {"3"}
+
+
+def test_a_marker_after_the_full_stop_belongs_to_the_sentence(check):
+    assert claims_of("城镇新增就业5870万人。[2] 失业率较低。") == ["城镇新增就业5870万人。[2]", "失业率较低。"]
+    text, v = check("城镇新增就业5870万人。[2]")
+    assert v.outcome == "accepted" and len(v.claims) == 1 and v.claims[0].cites == (2,)
+
+
+def test_a_claim_that_negates_what_its_evidence_states_is_dropped(check):
+    text, v = check("国内生产总值没有跃升到世界第二位[1]。城镇新增就业5870万人[2]。")
+    assert v.outcome == "accepted" and [c.action for c in v.claims] == ["dropped", "accepted"]
+    assert "没有" in v.claims[0].reason and "世界第二" not in text
+
+
+def test_picking_an_option_of_the_question_that_the_evidence_lacks_is_dropped(check):
+    question = "失业率是控制住了还是大幅上升了"
+    text, v = check("城镇登记失业率大幅上升了[2]。", question=question)
+    assert v.outcome == "fallback" and v.claims[0].action == "dropped" and "上升" in v.claims[0].reason
+    text, v = check("城镇登记失业率控制在4.6%以内[2]。", question=question)
+    assert v.outcome == "accepted"
+
+
+def test_a_figure_the_question_did_not_give_is_not_a_restatement(check):
+    text, v = check("失业率控制在4.6%以内[2]。", question="失业率控制在多少以内")
+    assert v.outcome == "accepted"
+    text, v = check("失业率控制在一定范围以内[2]。", question="失业率控制在一定范围以内吗")
+    assert v.outcome == "fallback" and v.reason == "the answer restates the question"
