@@ -253,7 +253,7 @@ def test_bug_api_lone_surrogate_question_is_a_4xx_not_a_500(client, baseline, bo
 
 def chat_fn(demo, name: str):
     """A Gradio event handler of the page, as the plain Python function it wraps."""
-    return next(f.fn for f in demo.fns.values() if f.fn.__name__ == name)
+    return next(f.fn for f in demo.fns.values() if f.fn is not None and f.fn.__name__ == name)
 
 
 REQUEST = SimpleNamespace(client=SimpleNamespace(host="127.0.0.1"))
@@ -268,7 +268,7 @@ def chat(api_settings, pipeline, tmp_path_factory):
     respond = chat_fn(demo, "respond")
 
     def ask(message, messages=(), turns=(), script="auto"):
-        outputs = list(respond(message, list(messages), list(turns), script, REQUEST))
+        outputs = list(respond(message, list(messages), list(turns), script, "", REQUEST))
         assert outputs, "the chat handler yielded nothing"
         box, chatbot, messages, turns, sources, footer, status = outputs[-1]
         return SimpleNamespace(outputs=outputs, messages=messages, turns=turns, sources=sources, box=box)
@@ -294,7 +294,7 @@ def test_chat_bad_question_then_a_normal_one(chat, pipeline, baseline, question,
     elif outcome == "empty":
         assert bad.turns == []  # nothing was answered (the wording is checked by the bug test below)
     elif outcome == "long":
-        assert bad.turns == [] and "问题太长了" in bad.messages[-1]["content"]
+        assert bad.turns == [] and "超出上限" in bad.messages[-1]["content"]
     else:
         assert len(bad.turns) == 1
         turn = bad.turns[0]
@@ -302,11 +302,11 @@ def test_chat_bad_question_then_a_normal_one(chat, pipeline, baseline, question,
         check_answer({"answer": turn["answer"], "refused": turn["refused"], "citations": turn["citations"]},
                      outcome, pipeline.index.documents)
         if not turn["refused"]:
-            assert 'class="rag-cite"' in bad.messages[-1]["content"]
+            assert 'class="rag-cite ' in bad.messages[-1]["content"]
     good = chat.ask(NORMAL, bad.messages, bad.turns)
     audit_chat(good)
     assert good.turns[-1]["answer"] == baseline["answer"] and not good.turns[-1]["refused"]
-    assert 'class="rag-cite"' in good.messages[-1]["content"]
+    assert 'class="rag-cite ' in good.messages[-1]["content"]
 
 
 @pytest.mark.parametrize("message", [None, 123, ["科创指数贷"], {"text": "x"}], ids=["none", "int", "list", "dict"])
@@ -320,7 +320,7 @@ def test_chat_thousand_turn_history(chat, baseline):
     for i in range(1000):
         messages += [{"role": "user", "content": f"问题{i}"}, {"role": "assistant", "content": f"回答{i}"}]
         turns.append({"message": len(messages) - 1, "question": f"第{i}个问题<script>alert(1)</script>",
-                      "answer": None if i % 2 else f"回答{i}", "sources": "", "feedback_id": str(i)})
+                      "answer": None if i % 2 else f"回答{i}", "section": "", "feedback_id": str(i)})
     result = chat.ask(NORMAL, messages, turns)
     assert len(result.turns) == 1001 and result.turns[-1]["answer"] == baseline["answer"]
     assert result.messages[:2000] == messages  # earlier bubbles untouched
@@ -693,12 +693,12 @@ def test_chat_feedback_db_locked_answers_served_and_row_written_once_later(tmp_p
     db = tmp_path / "feedback.sqlite"
     store = FeedbackStore(db, timeout_s=0.1)
     demo = build_ui(pipeline, api_settings.replace(feedback_db=db), store, RateLimiter(0))
-    respond, on_like, on_reason = (chat_fn(demo, n) for n in ("respond", "on_like", "on_reason"))
+    respond, on_like, on_reason = (chat_fn(demo, n) for n in ("respond", "like", "reason"))
     locker = sqlite3.connect(db, isolation_level=None)
     locker.execute("BEGIN EXCLUSIVE")
     try:
         with caplog.at_level(logging.WARNING, logger="rag.feedback"):
-            *_, last = respond(NORMAL, [], [], "auto", REQUEST)
+            *_, last = respond(NORMAL, [], [], "auto", "", REQUEST)
             _, _, messages, turns, _, _, _ = last
             assert turns[-1]["answer"] == baseline["answer"]
             like = SimpleNamespace(index=turns[-1]["message"], liked=False)
@@ -707,7 +707,7 @@ def test_chat_feedback_db_locked_answers_served_and_row_written_once_later(tmp_p
             _, turns, status, _ = on_reason("引用的句子不对 '; DROP TABLE feedback; --", turns, target)
             assert "暂存" in status["value"]
             assert store.pending == 2  # the thumb and the reason, same row id
-            *_, again = respond("瓯江实验室是什么", messages, turns, "auto", REQUEST)  # still answering
+            *_, again = respond("瓯江实验室是什么", messages, turns, "auto", "", REQUEST)  # still answering
             assert not again[3][-1]["refused"]
         assert "unavailable" in caplog.text
     finally:
