@@ -226,29 +226,6 @@ def test_condense_keeps_only_rewrites_made_of_the_conversation(llm_pipeline, fak
     assert engine.condense(FOLLOW_UP, history) is None
 
 
-def test_condense_keeps_only_rewrites_made_of_the_conversation(llm_pipeline, fake_openai):  # noqa: F811
-    """LLMEngine.condense: the first line of the reply, kept when every content word of it comes from the question
-    or the conversation; None when it brings new words, when the endpoint fails, or when the reply is no usable
-    question."""
-    engine = llm_pipeline.engine
-    assert isinstance(engine, LLMEngine)
-    history = [tuple(FINANCE_TURN)]
-    fake_openai.reply = "温州科技金融的贷款产品名字叫什么？\n（把“这个”换成了贷款产品）"
-    assert engine.condense(FOLLOW_UP, history) == "温州科技金融的贷款产品名字叫什么？"
-    body = fake_openai.requests[-1]
-    assert body["model"] == "fake-qwen" and len(body["messages"]) == 1
-    prompt = body["messages"][0]["content"]
-    assert "独立问题" in prompt and FOLLOW_UP in prompt
-    assert f"用户：{FINANCE_TURN[0]}" in prompt and f"助手：{FINANCE_TURN[1]}" in prompt
-    fake_openai.reply = "瓯江实验室的贷款产品名字叫什么？"  # a topic nobody in this conversation named
-    assert engine.condense(FOLLOW_UP, history) is None
-    for reply in ("", "  \n", "问" * 301):  # nothing, blank, far too long
-        fake_openai.reply = reply
-        assert engine.condense(FOLLOW_UP, history) is None, reply
-    fake_openai.mode = "http500"
-    assert engine.condense(FOLLOW_UP, history) is None
-
-
 def test_a_follow_up_the_state_cannot_resolve_is_condensed(llm_pipeline, fake_openai):  # noqa: F811
     """The conversation so far named no topic, so the pipeline asks the LLM to rewrite the follow-up, with the
     state's topic in the prompt; a rewrite from the conversation's words is what retrieval searches with."""
