@@ -105,7 +105,10 @@ def main(argv: list[str] | None = None) -> int:
     settings = build_settings(overrides={"answer_engine": "openai", "llm_base_url": args.llm_url,
                                          "llm_model": args.llm_model, "llm_timeout_s": args.llm_timeout,
                                          "rate_limit": 0})
-    url = serve(create_app(settings))
+    app = create_app(settings, warm=True)  # as app.py serves it: warmed up before the first user
+    url = serve(app)
+    while not app.state.warm:
+        time.sleep(0.1)
     qs = questions(args.questions)
     api = [stream_times(url, q) for q in qs]
     with sync_playwright() as p:
@@ -118,7 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     result = {"questions": len(qs), "llm": {"url": args.llm_url, "model": args.llm_model},
               "api_first_answer_s": summary([a[0] for a in api]), "api_final_s": summary([a[1] for a in api]),
               "api_final_engines": [a[2] for a in api],
-              "page_first_answer_s": summary([s[0] for s in shown]), "page_final_s": summary([s[1] for s in shown])}
+              "page_first_answer_s": summary([s[0] for s in shown]), "page_final_s": summary([s[1] for s in shown]),
+              "each": [{"question": q, "api_first": round(a[0], 3), "api_final": round(a[1], 3),
+                        "page_first": round(s[0], 3), "page_final": round(s[1], 3)} for q, a, s in zip(qs, api, shown)]}
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
     for key in ("api_first_answer_s", "api_final_s", "page_first_answer_s", "page_final_s"):
