@@ -117,3 +117,21 @@ def test_a_failing_model_ends_the_stream_with_the_quoted_answer(url_for, session
 def test_bad_questions_are_refused_before_the_stream(url_for, pipeline, body, status):
     r = httpx.post(f"{url_for(pipeline)}/api/ask/stream", json=body, timeout=60)
     assert r.status_code == status and r.json()["detail"] and r.json()["request_id"] == r.headers["x-request-id"]
+
+
+def test_warm_up_loads_what_the_first_askers_would_wait_for(session_settings, pipeline):
+    """In a fresh process, warming up answers a question and loads the lazily imported tagger and pinyin tables,
+    so no user's first question of a kind pays for them."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from rag.settings import build_settings; from rag.pipeline import Pipeline; "
+            "from rag.web.api import warm_up, LAZY_MODULES; "
+            f"p = Pipeline.from_settings(build_settings(overrides={{'index_dir': {str(session_settings.index_dir)!r}}}), "
+            "rebuild='never'); "
+            "assert not any(m in sys.modules for m in LAZY_MODULES); warm_up(p); "
+            "print(all(m in sys.modules for m in LAZY_MODULES))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600,
+                         cwd=str(__import__("pathlib").Path(__file__).resolve().parent.parent))
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().endswith("True")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import importlib
 import json
 import logging
 import re
@@ -192,12 +193,19 @@ def document_card(pipeline: Pipeline, doc_id: str) -> dict[str, Any]:
     return {"id": doc_id, "title": meta.title, "kind": meta.kind, "date": meta.date}
 
 
+# loaded on first use by some questions only (the POS tagger for names and places, pinyin for typo repair and
+# verification): half a second each, which the first such asker would otherwise wait
+LAZY_MODULES = ("jieba.posseg", "pypinyin")
+
+
 def warm_up(pipeline: Pipeline) -> float:
     """Answer one throw-away question so lazily loaded parts (tokenisers, sentence vectors) are ready before the
     first user arrives; returns the seconds it took."""
     t0 = time.perf_counter()
     doc = next(iter(pipeline.index.documents.values()), None)
     try:
+        for name in LAZY_MODULES:
+            importlib.import_module(name)
         pipeline.ask((doc.title if doc else "") or "这份文件主要讲了什么？")
     except Exception:  # a failed warm-up only means a slower first answer
         log.warning("warm-up question failed", exc_info=True)
