@@ -7,7 +7,7 @@ was recognised. Generic rules of Chinese policy documents, no rule per document:
   length) are the document's parts; otherwise each body paragraph is a part headed by its lead sentence;
 - series markers (一是…二是…, 首先/其次/最后, 第一/第二) and sentences opening with the same lead verb (大抓…, 推进…)
   are the items of the section they sit in;
-- a 、-list is an enumeration of members; an abbreviation (一区一廊一会…, 三去一降一补) is spelled out by the
+- a 、-list is an enumeration of members; an abbreviation (三去一降一补, 一带一路) is spelled out by the
   sentences after it that name each member.
 """
 from __future__ import annotations
