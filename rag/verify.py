@@ -238,9 +238,66 @@ def restates(answer_claims: Sequence[str], question_norm: str, segment, stop) ->
         body = _MARKER.sub("", c)
         if numbers_in(body) - numbers_in(question_norm):  # a figure the question did not give is an answer
             return False
-        words |= {w for w in segment(normalize(body)) if len(w) >= 2 and w not in stop and re.search(f"[{CJK}]", w)}
+        words |= set(content_words(body, segment, stop))
         words |= {w for w in re.findall(r"[a-z]{3,}", body.lower()) if w not in _EN_FUNCTION}
     return not words or all(w in question_norm for w in words)
+
+
+@dataclass(frozen=True)
+class _Context:
+    """What every claim of one answer is checked against."""
+
+    evidence: Sequence[str]
+    question_norm: str
+    answerable: bool
+    support: Callable[[str, str], float]
+    threshold: float
+    segment: Callable[[str], list[str]]
+    stop: frozenset[str]
+    known: str
+    options: frozenset[str]
+
+
+def _judge(claim: str, ctx: _Context) -> tuple[Claim, str, str]:
+    """(the decision on one claim, the claim's text as shown when kept, the answer's fallback reason or "")."""
+    evidence = ctx.evidence
+    cites = tuple(dict.fromkeys(int(k) for k in _MARKER.findall(claim) if 1 <= int(k) <= len(evidence)))
+    body = _MARKER.sub("", claim).strip()
+    if _NOT_COVERED.search(body):
+        if ctx.answerable:
+            return (Claim(body, cites, 0.0, "rejected", "says the document is silent on a question judged answerable"),
+                    "", "the model said the document does not cover an answerable question")
+        return Claim(body, cites, 1.0, "kept", "a statement of the document's silence"), claim, ""
+    action = "accepted"
+    if not cites:  # give it the evidence that supports it best, if any does enough
+        scores = [ctx.support(body, e) for e in evidence]
+        best = max(range(len(evidence)), key=lambda i: scores[i]) if evidence else None
+        if best is None or scores[best] < ctx.threshold:
+            return Claim(body, (), max(scores, default=0.0), "dropped", "no evidence supports it"), "", ""
+        cites, claim, action = (best + 1,), f"{claim.rstrip()}[{best + 1}]", "cited"
+    source = " ".join(evidence[k - 1] for k in cites)
+    score = ctx.support(body, source)
+    reason = _not_held(body, source, ctx)
+    if reason:
+        return Claim(body, cites, score, "rejected", reason), "", reason
+    if score < ctx.threshold:
+        return Claim(body, cites, score, "dropped", f"support {score:.2f} below {ctx.threshold:.2f}"), "", ""
+    turn = unsupported_turn(body, source, ctx.options, ctx.segment, ctx.stop)
+    if turn:
+        return Claim(body, cites, score, "dropped", turn), "", ""
+    return Claim(body, cites, score, action), claim, ""
+
+
+def _not_held(body: str, source: str, ctx: _Context) -> str:
+    """Why a claim's figure, quotation or name is not in its evidence (figures of the question allowed), or ""."""
+    numbers = sorted(numbers_in(body) - numbers_in(source) - numbers_in(ctx.question_norm))
+    if numbers:
+        return f"states {numbers[0]}, which its evidence does not"
+    quotes = [q for q in _QUOTED.findall(body) if re.search(f"[{CJK}]", q) and normalize(q) not in normalize(source)]
+    if quotes:
+        return f"quotes “{quotes[0]}”, which its evidence does not hold"
+    names = names_not_held(body, f"{source} {ctx.question_norm} {ctx.known}")
+    return f"names {names[0]}, which its evidence does not hold" if names else ""
 
 
 def verify(text: str, evidence: Sequence[str], *, question_norm: str, english: bool, answerable: bool,
@@ -249,58 +306,22 @@ def verify(text: str, evidence: Sequence[str], *, question_norm: str, english: b
     """(the verified answer text with its citations renumbered as given, the decisions). `evidence`: the numbered
     passages the model saw (1-based); `support(claim, passage)`: coverage (Chinese) or cosine (English); `known`:
     names an answer may state beyond its evidence (the document's title and byline)."""
-    threshold = thresholds.en if english else thresholds.zh
-    claims, kept_text = [], []
     raw_claims = claims_of(text)
     if not raw_claims:
         return "", Verification((), "fallback", "empty or unreadable answer")
     substantive = [c for c in raw_claims if not _NOT_COVERED.search(c)]
     if substantive and restates(substantive, question_norm, segment, stop):
         return "", Verification((), "fallback", "the answer restates the question")
-    options = unheld_options(question_norm, evidence, segment, stop)
+    ctx = _Context(evidence, question_norm, answerable, support, thresholds.en if english else thresholds.zh, segment,
+                   stop, known, unheld_options(question_norm, evidence, segment, stop))
+    claims, kept_text = [], []
     for claim in raw_claims:
-        cites = tuple(dict.fromkeys(int(k) for k in _MARKER.findall(claim) if 1 <= int(k) <= len(evidence)))
-        body = _MARKER.sub("", claim).strip()
-        if _NOT_COVERED.search(body):
-            if answerable:
-                return "", Verification(tuple(claims) + (Claim(body, cites, 0.0, "rejected", "says the document is "
-                                        "silent on a question judged answerable"),), "fallback",
-                                        "the model said the document does not cover an answerable question")
-            claims.append(Claim(body, cites, 1.0, "kept", "a statement of the document's silence"))
-            kept_text.append(claim)
-            continue
-        source = " ".join(evidence[k - 1] for k in cites)
-        allowed = numbers_in(source) | numbers_in(question_norm)
-        bad_numbers = sorted(numbers_in(body) - allowed)
-        if not cites:  # give it the evidence that supports it best, if any does enough
-            scores = [support(body, e) for e in evidence]
-            best = max(range(len(evidence)), key=lambda i: scores[i]) if evidence else None
-            if best is None or scores[best] < threshold:
-                claims.append(Claim(body, (), max(scores, default=0.0), "dropped", "no evidence supports it"))
-                continue
-            cites, source = (best + 1,), evidence[best]
-            bad_numbers = sorted(numbers_in(body) - (numbers_in(source) | numbers_in(question_norm)))
-            claim = f"{claim.rstrip()}[{best + 1}]"
-            action = "cited"
-        else:
-            action = "accepted"
-        score = support(body, source)
-        quotes = [q for q in _QUOTED.findall(body) if re.search(f"[{CJK}]", q) and normalize(q) not in normalize(source)]
-        names = names_not_held(body, f"{source} {question_norm} {known}")
-        if bad_numbers or quotes or names:
-            reason = f"states {bad_numbers[0]}, which its evidence does not" if bad_numbers else \
-                f"quotes “{quotes[0]}”, which its evidence does not hold" if quotes else \
-                f"names {names[0]}, which its evidence does not hold"
-            return "", Verification(tuple(claims) + (Claim(body, cites, score, "rejected", reason),), "fallback", reason)
-        if score < threshold:
-            claims.append(Claim(body, cites, score, "dropped", f"support {score:.2f} below {threshold:.2f}"))
-            continue
-        turn = unsupported_turn(body, source, options, segment, stop)
-        if turn:
-            claims.append(Claim(body, cites, score, "dropped", turn))
-            continue
-        claims.append(Claim(body, cites, score, action))
-        kept_text.append(claim)
+        decision, shown, fallback = _judge(claim, ctx)
+        claims.append(decision)
+        if fallback:
+            return "", Verification(tuple(claims), "fallback", fallback)
+        if shown:
+            kept_text.append(shown)
     if not any(c.action in ("accepted", "cited") for c in claims):
         return "", Verification(tuple(claims), "fallback", "no claim is supported by the evidence")
     return "".join(kept_text) if not english else " ".join(kept_text), Verification(tuple(claims), "accepted")
