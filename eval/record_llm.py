@@ -33,7 +33,8 @@ def record_one(pipe, item: dict) -> dict | None:
         return None
     engine: LLMEngine = pipe.engine
     ev = prepared.evidence
-    cits = engine.evidence(ev)
+    quoted = engine.extractive.answer(ev)  # the evidence the model composes from
+    cits = quoted.citations
     if not cits:
         return None
     t0 = time.perf_counter()
@@ -43,7 +44,7 @@ def record_one(pipe, item: dict) -> dict | None:
     except (LLMError, RagError) as exc:
         print(f"  {item.get('id')}: {exc}", file=sys.stderr)
         return None
-    draft = engine.finish(raw, ev, cits)
+    draft = engine.finish(raw, ev, quoted)
     return {"id": item.get("id"), "question": item["question"], "evidence": [c.quote for c in cits],
             "reply": raw, "seconds": round(time.perf_counter() - t0, 1), "expected": decision(draft)}
 

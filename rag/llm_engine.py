@@ -4,6 +4,7 @@ an answer with no supported claim, a figure or quotation its evidence does not h
 judged answerable. The LLM never decides on its own that the document is silent: answerability does."""
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from typing import Iterator
@@ -17,9 +18,9 @@ from .errors import LLMError, RagError
 from .prompts import render
 from .question import STOP
 from .settings import Settings
-from .text import CJK, normalize
+from .text import normalize
 from .types import Citation
-from .verify import Thresholds, complete_part, load_thresholds, verify
+from .verify import Thresholds, complete_part, content_words, coverage, load_thresholds, verify
 
 log = logging.getLogger(__name__)
 LANGUAGE = {"hans": "简体中文", "hant": "繁體中文", "en": "English (keep the Chinese names of things in parentheses)"}
@@ -55,73 +56,71 @@ class LLMEngine:
             self._thresholds = load_thresholds()
         return self._thresholds
 
-    def evidence(self, ev: Evidence) -> tuple[Citation, ...]:
-        """The units the fitted selection chose, as numbered citations: what the LLM composes from."""
-        return self.extractive.answer(ev).citations
-
     def support(self, english: bool):
-        """How well a passage supports a claim: Chinese content-word coverage, or (English) the embedder's cosine."""
+        """How well a passage supports a claim: Chinese content-word coverage, or (English) the embedder's cosine;
+        memoised, since a streamed answer is verified again as each claim arrives."""
         if english and self.embedder is not None:
             def cosine(claim: str, passage: str) -> float:
                 a = np.asarray(self.embedder.embed_query(claim))
                 b = np.asarray(self.embedder.embed_documents([passage])[0])
                 return float(a @ b)
-            return cosine
-        from .verify import coverage
-
+            return functools.lru_cache(maxsize=256)(cosine)
         segment = self.extractive.lexicon.segment
-        return lambda claim, passage: coverage(claim, passage, segment, STOP)
+        return functools.lru_cache(maxsize=256)(lambda claim, passage: coverage(claim, passage, segment, STOP))
 
     def answer(self, ev: Evidence) -> Draft:
-        cits = self.evidence(ev)
-        if not cits:
-            return self._fallback(ev, "no evidence to compose from")
+        quoted = self.extractive.answer(ev)  # its units are the evidence the model composes from
+        if not quoted.citations:
+            return self._fallback(quoted, "no evidence to compose from")
         try:
-            raw = self.backend.complete(messages_for(ev.question.text, cits, ev.question.script, self.extractive.domain))
+            raw = self.backend.complete(messages_for(ev.question.text, quoted.citations, ev.question.script,
+                                                     self.extractive.domain))
         except (LLMError, RagError) as exc:
-            return self._fallback(ev, f"LLM unavailable: {exc}")
-        return self.finish(raw, ev, cits)
+            return self._fallback(quoted, f"LLM unavailable: {exc}")
+        return self.finish(raw, ev, quoted)
 
-    def stream(self, ev: Evidence) -> Iterator[str | Draft]:
+    def stream(self, ev: Evidence, quoted: Draft | None = None) -> Iterator[str | Draft]:
         """Verified text pieces as the LLM writes them (each complete claim once it passes verification, in the
-        model's numbering), then the verified Draft (renumbered: it replaces what was streamed) or the fallback."""
-        cits = self.evidence(ev)
+        model's numbering), then the verified Draft (renumbered: it replaces what was streamed) or the fallback.
+        `quoted`: the extractive answer already made for this evidence (its units are what the model sees)."""
+        quoted = quoted or self.extractive.answer(ev)
+        cits = quoted.citations
         if not cits:
-            yield self._fallback(ev, "no evidence to compose from")
+            yield self._fallback(quoted, "no evidence to compose from")
             return
-        raw, shown = "", ""
+        raw, shown, support = "", "", self.support(ev.question.script == "en")
         try:
             for piece in self.backend.stream(messages_for(ev.question.text, cits, ev.question.script,
                                                          self.extractive.domain)):
                 raw += piece
                 done = complete_part(raw)
                 if len(done) > len(shown):
-                    text, verification = self._verify(done, ev, cits)
+                    text, verification = self._verify(done, ev, cits, support)
                     if verification.outcome == "accepted" and text.startswith(shown) and len(text) > len(shown):
                         yield text[len(shown):]
                         shown = text
         except (LLMError, RagError) as exc:
-            yield self._fallback(ev, f"LLM unavailable: {exc}")
+            yield self._fallback(quoted, f"LLM unavailable: {exc}")
             return
-        yield self.finish(raw, ev, cits)
+        yield self.finish(raw, ev, quoted, support)
 
     def known(self, cits: tuple[Citation, ...]) -> str:
         """What an answer may name beyond its evidence: the cited documents' titles and bylines."""
         metas = [self.extractive.domain.meta(c.chunk.doc_id) for c in cits]
         return " ".join(f"{m.title} {m.speaker} {m.role} {m.place}" for m in {m.doc_id: m for m in metas}.values())
 
-    def _verify(self, raw: str, ev: Evidence, cits: tuple[Citation, ...]):
+    def _verify(self, raw: str, ev: Evidence, cits: tuple[Citation, ...], support):
         q = ev.question
-        english = q.script == "en"
-        return verify(raw, [c.quote for c in cits], question_norm=q.norm, english=english, answerable=True,
-                      support=self.support(english), thresholds=self.thresholds,
+        return verify(raw, [c.quote for c in cits], question_norm=q.norm, english=q.script == "en", answerable=True,
+                      support=support, thresholds=self.thresholds,
                       segment=self.extractive.lexicon.segment, stop=STOP, known=self.known(cits))
 
-    def finish(self, raw: str, ev: Evidence, cits: tuple[Citation, ...]) -> Draft:
-        """The verified answer, its citations renumbered in order of use, or the extractive fallback."""
-        text, verification = self._verify(raw, ev, cits)
+    def finish(self, raw: str, ev: Evidence, quoted: Draft, support=None) -> Draft:
+        """The verified answer, its citations renumbered in order of use, or the extractive answer `quoted`."""
+        cits = quoted.citations
+        text, verification = self._verify(raw, ev, cits, support or self.support(ev.question.script == "en"))
         if verification.outcome != "accepted":
-            return self._fallback(ev, f"LLM answer rejected: {verification.reason}", verification.to_json())
+            return self._fallback(quoted, f"LLM answer rejected: {verification.reason}", verification.to_json())
         order: dict[int, int] = {}
         for k in (int(m) for m in _MARKER.findall(text)):
             if 1 <= k <= len(cits) and k not in order:
@@ -131,10 +130,9 @@ class LLMEngine:
                      for k in sorted(order, key=order.get))
         return Draft(renumbered.strip(), used, engine=self.name, verification=verification.to_json())
 
-    def _fallback(self, ev: Evidence, reason: str, verification: dict | None = None) -> Draft:
+    def _fallback(self, quoted: Draft, reason: str, verification: dict | None = None) -> Draft:
         log.warning("%s; using the extractive answer", reason)
-        draft = self.extractive.answer(ev)
-        return Draft(draft.text, draft.citations, draft.refused, engine=f"extractive (fallback from {self.name})",
+        return Draft(quoted.text, quoted.citations, quoted.refused, engine=f"extractive (fallback from {self.name})",
                      notice=reason, verification=verification or {"outcome": "fallback", "reason": reason,
                                                                   "claims": []})
 
@@ -153,6 +151,4 @@ class LLMEngine:
         if not 2 <= len(out) <= 300:
             return None
         said = normalize(question + " " + convo)
-        words = [w for w in self.extractive.lexicon.segment(normalize(out)) if len(w) >= 2 and w not in STOP
-                 and re.search(f"[{CJK}]", w)]
-        return out if all(w in said for w in words) else None
+        return out if all(w in said for w in content_words(out, self.extractive.lexicon.segment, STOP)) else None

@@ -147,7 +147,7 @@ class Pipeline:
     def stream(self, question: str, history: History | None = None, *, script: str = "auto",
                k: int | None = None, doc_ids: Sequence[str] | None = None) -> Iterator[StreamEvent]:
         """Answer one question as a stream. With an LLM: first the quoted (extractive) answer at once
-        (`quoted`), then the LLM's text pieces as it writes them (`delta`, unverified), then the authoritative
+        (`quoted`), then each claim of the LLM's answer once it passes verification (`delta`), then the authoritative
         Answer (`answer`: the verified LLM answer, or the quoted one when verification or the model fails).
         Without one: the answer's text as one delta, then the Answer."""
         prepared = self.prepare(question, history, script, k, doc_ids)
@@ -157,10 +157,10 @@ class Pipeline:
                 yield StreamEvent(delta=answer.text)
             yield StreamEvent(answer=answer)
             return
-        yield StreamEvent(quoted=self._answer(prepared.evidence, self.extractive.answer(prepared.evidence),
-                                              prepared.verdict, prepared.t0, prepared.t1))
+        quoted = self.extractive.answer(prepared.evidence)
+        yield StreamEvent(quoted=self._answer(prepared.evidence, quoted, prepared.verdict, prepared.t0, prepared.t1))
         draft = None
-        for piece in self.engine.stream(prepared.evidence):
+        for piece in self.engine.stream(prepared.evidence, quoted):
             if isinstance(piece, str):
                 yield StreamEvent(delta=piece)
             else:

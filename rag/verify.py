@@ -28,8 +28,8 @@ _NOT_COVERED = re.compile(r"没有提到|沒有提到|未提及|没有提及|沒
                           r"not (mentioned|stated|covered|specified)|no (mention|information)", re.IGNORECASE)
 # a claim that negates (而不是…, not …) where its evidence does not: coverage of its words cannot see the polarity
 _NEGATION = re.compile(r"而不是|不是|并非|並非|并不|並不|不会|不會|不再|没有|沒有|无需|無需|\bnot\b|\bnever\b|n't\b", re.IGNORECASE)
-# an alternative question (A还是B, A or B): the option a claim picks must be held by its evidence
-_ALTERNATIVE = re.compile(r"还是|還是|\bor\b|\bwhether\b", re.IGNORECASE)
+# an alternative question (A还是B): the option a Chinese claim picks must be held by its (Chinese) evidence
+_ALTERNATIVE = re.compile(r"还是|還是")
 _QUOTED = re.compile(r"[“「『\"]([^”」』\"]{2,40})[”」』\"]")
 _ARABIC = re.compile(r"[0-9]+(?:[.,][0-9]+)*")
 _CN_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
@@ -210,9 +210,7 @@ def unheld_options(question_norm: str, evidence: Sequence[str], segment, stop) -
         return frozenset()
     have = normalize(" ".join(evidence))
     grams = {have[i : i + 2] for i in range(len(have) - 1)}
-    words = set(content_words(question_norm, segment, stop))
-    words |= {w for w in re.findall(r"[a-z]{3,}", question_norm.lower()) if w not in _EN_FUNCTION}
-    return frozenset(w for w in words if not held_in(w, have, grams))
+    return frozenset(w for w in content_words(question_norm, segment, stop) if not held_in(w, have, grams))
 
 
 def unsupported_turn(body: str, source: str, options: frozenset[str], segment, stop) -> str:
@@ -221,14 +219,13 @@ def unsupported_turn(body: str, source: str, options: frozenset[str], segment, s
     negation = _NEGATION.search(body)
     if negation and re.search(f"[{CJK}]", negation.group(0)) and normalize(negation.group(0)) not in normalize(source):
         return f"negates (“{negation.group(0)}”) where its evidence does not"
-    words = set(content_words(body, segment, stop)) | set(re.findall(r"[a-z]{3,}", body.lower()))
-    picked = sorted(words & options)
+    picked = sorted(set(content_words(body, segment, stop)) & options)
     return f"picks “{picked[0]}” from the question, which its evidence does not hold" if picked else ""
 
 
 _EN_FUNCTION = frozenset("the a an and or of to in on for with by from at as is are was were be been it its this that "
                          "these those what which who when where why how does did do can will would about there their "
-                         "they speech document report says said mentions mentioned whether".split())
+                         "they speech document report says said mentions mentioned".split())
 
 
 def restates(answer_claims: Sequence[str], question_norm: str, segment, stop) -> bool:
