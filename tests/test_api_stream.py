@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import threading
-import time
 
 import httpx
 import pytest
@@ -14,22 +12,7 @@ import pytest
 from fake_openai import fake_openai  # noqa: F401  (fixture)
 from rag.pipeline import Pipeline
 from rag.web.api import create_app
-
-
-def serve(app):
-    import uvicorn
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the test server did not start"
-        time.sleep(0.05)
-    return f"http://127.0.0.1:{port}", server, thread
+from test_bench_load import serve
 
 
 @pytest.fixture()
@@ -37,14 +20,12 @@ def url_for(api_settings):
     running = []
 
     def start(pipeline) -> str:
-        url, server, thread = serve(create_app(api_settings, pipeline))
-        running.append((server, thread))
-        return url
+        running.append(serve(create_app(api_settings, pipeline)))  # yields the URL, stops when resumed
+        return next(running[-1])
 
     yield start
-    for server, thread in running:
-        server.should_exit = True
-        thread.join(timeout=10)
+    for server in running:
+        next(server, None)
 
 
 def events_of(url: str, body: dict, on_event=None) -> list[tuple[str, dict]]:
